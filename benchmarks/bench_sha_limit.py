@@ -39,14 +39,11 @@ def _compression_chains() -> dict[int, Callable[[int, int], Any]]:
     from miner.kernels.sha_ext import (
         abcd,
         add,
-        alignr,
         efgh,
-        high_pair,
+        expand,
+        four_rounds,
         lane,
         load,
-        msg1,
-        msg2,
-        rnds2,
         splat_series,
         vec,
     )
@@ -55,10 +52,8 @@ def _compression_chains() -> dict[int, Callable[[int, int], Any]]:
     def compress(abef, cdgh, m0, m1, m2, m3):  # type: ignore[no-untyped-def]
         abef0, cdgh0 = abef, cdgh
         for t in range(0, 64, 4):
-            wk = add(m0, load(K, t))
-            cdgh = rnds2(cdgh, abef, wk)
-            abef = rnds2(abef, cdgh, high_pair(wk))
-            m0, m1, m2, m3 = m1, m2, m3, msg2(add(msg1(m0, m1), alignr(m3, m2)), m3)
+            abef, cdgh = four_rounds(abef, cdgh, add(m0, load(K, t)))
+            m0, m1, m2, m3 = m1, m2, m3, expand(m0, m1, m2, m3)
         return add(abef, abef0), add(cdgh, cdgh0)
 
     def chain(streams: int) -> Callable[[int, int], Any]:

@@ -17,6 +17,21 @@ from miner.kernels.sha256 import IV, K
 
 
 @nb.njit(inline="always")
+def _splat_state(words: np.ndarray):  # type: ignore[no-untyped-def]
+    """The eight words of a SHA-256 state, each in all lanes."""
+    return (
+        splat(words[0]),
+        splat(words[1]),
+        splat(words[2]),
+        splat(words[3]),
+        splat(words[4]),
+        splat(words[5]),
+        splat(words[6]),
+        splat(words[7]),
+    )
+
+
+@nb.njit(inline="always")
 def _expand(w: np.ndarray, first: int, last: int) -> None:
     """Words W[first..last) of the message schedule, eight lanes each (FIPS 180-4 6.2.2)."""
     for t in range(first, last):
@@ -56,26 +71,8 @@ def scan(
     store(w2, LANES * 8, splat(0x80000000))
     store(w2, LANES * 15, splat(256))
 
-    ms = (
-        splat(midstate[0]),
-        splat(midstate[1]),
-        splat(midstate[2]),
-        splat(midstate[3]),
-        splat(midstate[4]),
-        splat(midstate[5]),
-        splat(midstate[6]),
-        splat(midstate[7]),
-    )
-    iv = (
-        splat(IV[0]),
-        splat(IV[1]),
-        splat(IV[2]),
-        splat(IV[3]),
-        splat(IV[4]),
-        splat(IV[5]),
-        splat(IV[6]),
-        splat(IV[7]),
-    )
+    ms = _splat_state(midstate)
+    iv = _splat_state(IV)
     round3 = _rounds(ms, w1, 0, 3)
 
     top = target_words[7]

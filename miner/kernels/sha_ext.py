@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numba as nb
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -247,3 +248,17 @@ def load(typingctx: Any, words: types.Type, index: types.Type) -> Any:
         return builder.load(builder.bitcast(first, _V4.as_pointer()), align=4)
 
     return u32x4(words, index), codegen
+
+
+@nb.njit(inline="always")
+def four_rounds(abef, cdgh, wk):  # type: ignore[no-untyped-def]
+    """Four rounds (FIPS 180-4 6.2.2, step 3), with W[t..t+3] + K[t..t+3] in wk."""
+    cdgh = rnds2(cdgh, abef, wk)
+    abef = rnds2(abef, cdgh, high_pair(wk))
+    return abef, cdgh
+
+
+@nb.njit(inline="always")
+def expand(m0, m1, m2, m3):  # type: ignore[no-untyped-def]
+    """W[t..t+3] from W[t-16..t-1] (FIPS 180-4 6.2.2, step 1)."""
+    return msg2(add(msg1(m0, m1), alignr(m3, m2)), m3)

@@ -31,6 +31,8 @@ from miner.kernels.sha_ext import (
     and_,
     byteswap,
     efgh,
+    expand,
+    four_rounds,
     high_pair,
     lane,
     load,
@@ -43,10 +45,10 @@ from miner.kernels.sha_ext import (
     vec,
 )
 
-# Nonces hashed together. One sha256d is a chain of 61 dependent `sha256rnds2`; on Zen 5 about
-# six chains keep the SHA units and the vector pipes busy (fewer leave them idle, more spill
-# registers: the SHA instructions address only xmm0-xmm15). Measured with
-# `benchmarks/bench_sha_limit.py`.
+# Nonces hashed together. One sha256d is a chain of 61 dependent `sha256rnds2`. Measured on
+# Zen 5 against the limit of `benchmarks/bench_sha_limit.py`: 3 ways reach about 0.75 of it,
+# 4 about 0.85, 6 about 1.0, 8 no more (the SHA instructions address only xmm0-xmm15, and
+# more streams spill registers).
 WAYS = 6
 
 u32 = np.uint32
@@ -57,9 +59,9 @@ class _Fixed(NamedTuple):
 
     midstate_abef: Any
     midstate_cdgh: Any
-    # Block 2: the state after round 3 and W[0..3] for nonce 0, W + K of rounds 4-15 (both pairs
-    # of each four), the padding words W[4..7] and W[12..15], and the nonce-free parts of
-    # W[20..31] (everything but the sigma1 terms msg2 adds, and W[21..24] for W[28..31]).
+    # Block 2: the state after round 3 and W[0..3] for nonce 0; W + K of rounds 4-15 (both pairs
+    # of each four); the padding words W[4..7] and W[12..15]; x5, all of W[20..23] but the sigma1
+    # terms msg2 adds; x6 and x7, W[t-16] + sigma0(W[t-15]) of W[24..27] and W[28..31].
     abef3: Any
     cdgh3: Any
     w0: Any
@@ -74,8 +76,8 @@ class _Fixed(NamedTuple):
     x5: Any
     x6: Any
     x7: Any
-    # Block 3: the IV, the padding words W[8..11] and W[12..15], W + K of rounds 8-15, and the
-    # nonce-free part of W[24..27].
+    # Block 3: the IV, the padding words W[8..11] and W[12..15], W + K of rounds 8-15, and
+    # W[t-16] + sigma0(W[t-15]) of W[24..27].
     iv_abef: Any
     iv_cdgh: Any
     pad2: Any
@@ -88,25 +90,11 @@ class _Fixed(NamedTuple):
 
 
 @nb.njit(inline="always")
-def _rounds(abef, cdgh, wk):  # type: ignore[no-untyped-def]
-    """Four rounds, with W[t..t+3] + K[t..t+3] in wk."""
-    cdgh = rnds2(cdgh, abef, wk)
-    abef = rnds2(abef, cdgh, high_pair(wk))
-    return abef, cdgh
-
-
-@nb.njit(inline="always")
-def _fixed_rounds(abef, cdgh, wk, wk_high):  # type: ignore[no-untyped-def]
+def _fixedfour_rounds(abef, cdgh, wk, wk_high):  # type: ignore[no-untyped-def]
     """Four rounds whose W + K is known in advance, both pairs of it."""
     cdgh = rnds2(cdgh, abef, wk)
     abef = rnds2(abef, cdgh, wk_high)
     return abef, cdgh
-
-
-@nb.njit(inline="always")
-def _expand(m0, m1, m2, m3):  # type: ignore[no-untyped-def]
-    """W[t..t+3] from W[t-16..t-1] (FIPS 180-4 6.2.2, step 1)."""
-    return msg2(add(msg1(m0, m1), alignr(m3, m2)), m3)
 
 
 @nb.njit(inline="always")
@@ -123,12 +111,12 @@ def _prepare(midstate: np.ndarray, tail: np.ndarray) -> _Fixed:
     w1 = vec(0x80000000, 0, 0, 0)
     w2 = vec(0, 0, 0, 0)
     w3 = vec(0, 0, 0, 640)
-    abef3, cdgh3 = _rounds(ms_abef, ms_cdgh, add(w0, load(K, 0)))
+    abef3, cdgh3 = four_rounds(ms_abef, ms_cdgh, add(w0, load(K, 0)))
     wk1 = add(w1, load(K, 4))
     wk2 = add(w2, load(K, 8))
     wk3 = add(w3, load(K, 12))
     # W[16] and W[17] do not involve the nonce (W[3]): lane 0 of w4 is right for every nonce.
-    w4 = _expand(w0, w1, w2, w3)
+    w4 = expand(w0, w1, w2, w3)
     x5 = add(msg1(w1, w2), alignr(w4, w3))
     x6 = msg1(w2, w3)
     x7 = msg1(w3, w4)
@@ -176,42 +164,42 @@ def _last_words(nonces, f: _Fixed):  # type: ignore[no-untyped-def]
     # Block 2 from round 4: the nonce goes into A and E of the state and into W[3].
     abef = add(f.abef3, and_(nonces, vec(0, -1, 0, -1)))
     w0 = add(f.w0, and_(nonces, vec(0, 0, 0, -1)))
-    abef, cdgh = _fixed_rounds(abef, f.cdgh3, f.wk1, f.wk1_high)
-    abef, cdgh = _fixed_rounds(abef, cdgh, f.wk2, f.wk2_high)
-    abef, cdgh = _fixed_rounds(abef, cdgh, f.wk3, f.wk3_high)
+    abef, cdgh = _fixedfour_rounds(abef, f.cdgh3, f.wk1, f.wk1_high)
+    abef, cdgh = _fixedfour_rounds(abef, cdgh, f.wk2, f.wk2_high)
+    abef, cdgh = _fixedfour_rounds(abef, cdgh, f.wk3, f.wk3_high)
     w4 = msg2(msg1(w0, f.w1), f.w3)
-    abef, cdgh = _rounds(abef, cdgh, add(w4, load(K, 16)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w4, load(K, 16)))
     w5 = msg2(f.x5, w4)
-    abef, cdgh = _rounds(abef, cdgh, add(w5, load(K, 20)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w5, load(K, 20)))
     w6 = msg2(add(f.x6, alignr(w5, w4)), w5)
-    abef, cdgh = _rounds(abef, cdgh, add(w6, load(K, 24)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w6, load(K, 24)))
     w7 = msg2(add(f.x7, alignr(w6, w5)), w6)
-    abef, cdgh = _rounds(abef, cdgh, add(w7, load(K, 28)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w7, load(K, 28)))
     for t in range(32, 64, 4):
-        w4, w5, w6, w7 = w5, w6, w7, _expand(w4, w5, w6, w7)
-        abef, cdgh = _rounds(abef, cdgh, add(w7, load(K, t)))
+        w4, w5, w6, w7 = w5, w6, w7, expand(w4, w5, w6, w7)
+        abef, cdgh = four_rounds(abef, cdgh, add(w7, load(K, t)))
     abef = add(abef, f.midstate_abef)
     cdgh = add(cdgh, f.midstate_cdgh)
 
     # Block 3: the digest of block 2 as its first eight words.
     w0 = abcd(abef, cdgh)
     w1 = efgh(abef, cdgh)
-    abef, cdgh = _rounds(f.iv_abef, f.iv_cdgh, add(w0, load(K, 0)))
-    abef, cdgh = _rounds(abef, cdgh, add(w1, load(K, 4)))
-    abef, cdgh = _fixed_rounds(abef, cdgh, f.wk2_second, f.wk2_second_high)
-    abef, cdgh = _fixed_rounds(abef, cdgh, f.wk3_second, f.wk3_second_high)
+    abef, cdgh = four_rounds(f.iv_abef, f.iv_cdgh, add(w0, load(K, 0)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w1, load(K, 4)))
+    abef, cdgh = _fixedfour_rounds(abef, cdgh, f.wk2_second, f.wk2_second_high)
+    abef, cdgh = _fixedfour_rounds(abef, cdgh, f.wk3_second, f.wk3_second_high)
     w4 = msg2(msg1(w0, w1), f.pad3)
-    abef, cdgh = _rounds(abef, cdgh, add(w4, load(K, 16)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w4, load(K, 16)))
     w5 = msg2(add(msg1(w1, f.pad2), alignr(w4, f.pad3)), w4)
-    abef, cdgh = _rounds(abef, cdgh, add(w5, load(K, 20)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w5, load(K, 20)))
     w6 = msg2(add(f.x6_second, alignr(w5, w4)), w5)
-    abef, cdgh = _rounds(abef, cdgh, add(w6, load(K, 24)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w6, load(K, 24)))
     w7 = msg2(add(msg1(f.pad3, w4), alignr(w6, w5)), w6)
-    abef, cdgh = _rounds(abef, cdgh, add(w7, load(K, 28)))
+    abef, cdgh = four_rounds(abef, cdgh, add(w7, load(K, 28)))
     for t in range(32, 60, 4):
-        w4, w5, w6, w7 = w5, w6, w7, _expand(w4, w5, w6, w7)
-        abef, cdgh = _rounds(abef, cdgh, add(w7, load(K, t)))
-    w7 = _expand(w4, w5, w6, w7)
+        w4, w5, w6, w7 = w5, w6, w7, expand(w4, w5, w6, w7)
+        abef, cdgh = four_rounds(abef, cdgh, add(w7, load(K, t)))
+    w7 = expand(w4, w5, w6, w7)
     return lane(rnds2(cdgh, abef, add(w7, load(K, 60))), 0)
 
 
