@@ -8,6 +8,7 @@ a range, with the same answer on every backend: "hashlib" is the plain-Python re
 from __future__ import annotations
 
 import hashlib
+import importlib
 import itertools
 import math
 import os
@@ -127,14 +128,38 @@ def _search_hashlib(header: bytes, target: int, start: int, count: int, threads:
     return None
 
 
+# The compiled kernels, best first, each with the CPU features it needs (as LLVM names them).
+# A module is imported, and so compiled, only where the CPU has its features: the SHA
+# instructions do not even compile for a CPU without them.
+_KERNELS = (
+    ("numba-shani", "miner.kernels.shani", ("sha", "sse4.1", "ssse3")),
+    ("numba-avx2", "miner.kernels.avx2", ("avx2",)),
+    ("numba-scalar", "miner.kernels.scalar", ()),
+)
+
+
+def _cpu_features() -> dict[str, bool]:
+    """This CPU's features as LLVM names them ('sha', 'avx2', ...); empty where LLVM can't tell."""
+    try:
+        from llvmlite import binding
+
+        return dict(binding.get_host_cpu_features())
+    except (ImportError, RuntimeError):  # RuntimeError: LLVM knows no feature list for this CPU
+        return {}
+
+
 @cache
 def _numba_kernels() -> dict[str, Kernel]:
     """The compiled kernels this CPU can run, best first (empty if numba is unusable)."""
-    try:
-        from miner.kernels import scalar
-    except ImportError:  # pragma: no cover - numba is a hard dependency, but keep "hashlib" alive
-        return {}
-    return {"numba-scalar": scalar.scan}
+    features = _cpu_features()
+    kernels: dict[str, Kernel] = {}
+    for name, module, needs in _KERNELS:
+        if all(features.get(feature, False) for feature in needs):
+            try:
+                kernels[name] = importlib.import_module(module).scan
+            except ImportError:  # pragma: no cover - numba is a hard dependency
+                continue
+    return kernels
 
 
 @cache
