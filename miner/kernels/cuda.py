@@ -44,7 +44,7 @@ MAX_LAUNCH = 1 << 31
 NO_WINNER = u32(0xFFFFFFFF)
 
 
-# TODO: compiled for sm_90, the 64 rounds of `compress` stay a loop reading the schedule from
+# TODO: in the PTX for sm_90, the 64 rounds of `compress` stay a loop reading the schedule from
 # local memory, and the first three rounds (before the nonce word) are recomputed per thread. An
 # unrolled compression held in registers, with those rounds done once on the host, should be
 # faster; benchmarks/gpu_check.py measures how far the rate is from the device's limit.
