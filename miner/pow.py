@@ -1,14 +1,14 @@
 """Proof of work: sha256d over 80-byte Bitcoin headers, compact targets, and the nonce search.
 
 This module knows nothing of Redis or of the chain. `search()` returns the lowest winning nonce in
-a range, with the same answer on every backend: "hashlib" is the plain-Python reference and
-"numba" the compiled kernels (see `miner.kernels`).
+a range, with the same answer on every backend: "hashlib" is the plain-Python reference, "numba"
+the compiled CPU kernels and "cuda" the GPU kernel where a device is present (see `miner.kernels`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
+import importlib.util
 import itertools
 import math
 import os
@@ -163,6 +163,26 @@ def _numba_kernels() -> dict[str, Kernel]:
 
 
 @cache
+def _cuda_kernel() -> Kernel | None:
+    """The GPU kernel, when numba-cuda is installed and a real CUDA device is present.
+
+    numba ships a deprecated CUDA target of its own, so numba-cuda itself is looked for. The
+    simulator (NUMBA_ENABLE_CUDASIM=1) runs kernels as Python, far slower than the CPU kernels:
+    it serves the tests of `miner.kernels.cuda` and never counts as a device here.
+    """
+    if importlib.util.find_spec("numba_cuda") is None:
+        return None
+    from numba import cuda
+    from numba.core import config
+
+    if config.ENABLE_CUDASIM or not cuda.is_available():
+        return None
+    from miner.kernels import cuda as gpu
+
+    return gpu.scan
+
+
+@cache
 def _executor(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="miner-pow")
 
@@ -220,7 +240,8 @@ def _search_kernel(
 def backends() -> list[str]:
     """The backends usable on this machine, fastest first ("auto" picks the first)."""
     kernels = list(_numba_kernels())
-    return (["numba", *kernels] if kernels else []) + ["hashlib"]
+    gpu = ["cuda"] if _cuda_kernel() else []
+    return gpu + (["numba", *kernels] if kernels else []) + ["hashlib"]
 
 
 def default_threads() -> int:
@@ -281,6 +302,11 @@ def search(
         return None
     if name == "hashlib":
         return _search_hashlib(header, target, start, count, threads)
+    if name == "cuda":
+        # One call: the kernel splits the range into launches itself, and `threads` is moot.
+        gpu = _cuda_kernel()
+        assert gpu is not None  # resolve_backend() lists "cuda" only when there is a kernel
+        return _search_kernel(gpu, header, target, start, count, 1)
     return _search_kernel(_numba_kernels()[name], header, target, start, count, threads)
 
 

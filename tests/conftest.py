@@ -1,7 +1,8 @@
 """Shared fixtures: a real redis-server per test session (pytest-redis), on a free port.
 
 fakeredis stands in only on a machine with no redis-server binary and CI unset; under CI a
-missing server fails the run instead of skipping what needs it.
+missing server fails the run instead of skipping what needs it. The GPU kernel's tests run on
+numba's CUDA simulator unless NUMBA_ENABLE_CUDASIM=0 asks for a real device.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ if REDIS_SERVER is not None:
     from pytest_redis import factories
 
     redis_proc = factories.redis_proc(executable=REDIS_SERVER, port=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # numba reads NUMBA_ENABLE_CUDASIM once, on its first import, which no test module has done
+    # yet at this point. The simulator replaces only `numba.cuda`; the CPU kernels are untouched.
+    os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 
 def _free_port() -> int:
