@@ -7,13 +7,46 @@ import json
 import sys
 from collections.abc import Sequence
 
-from miner import __version__, bench, pow
+import redis
 
+from miner import __version__, bench, chain, config, pow
+
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
 class UsageError(Exception):
     """A bad argument or setting: reported as one line, exit code 2."""
+
+
+class Unreachable(Exception):
+    """Redis did not answer: reported as one line naming the address, exit code 1."""
+
+
+def load_settings(overrides: dict[str, str | None] | None = None) -> config.Settings:
+    """Settings from the environment, with flags given on the command line taking precedence."""
+    given = {name: value for name, value in (overrides or {}).items() if value is not None}
+    try:
+        return config.load(overrides=given)
+    except config.ConfigError as error:
+        raise UsageError(f"miner: {error}") from None
+
+
+def open_chain(settings: config.Settings) -> chain.Chain:
+    """A connected chain store; Unreachable (one line, password masked) if Redis does not answer."""
+    client = chain.connect(settings.redis_url, ca_cert=settings.redis_ca_cert)
+    try:
+        client.ping()
+    except redis.AuthenticationError as error:
+        raise UsageError(
+            f"miner: Redis at {chain.redacted(settings.redis_url)} refused the credentials "
+            f"(REDIS_PASSWORD or the user in REDIS_URL): {error}"
+        ) from None
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+        raise Unreachable(
+            f"miner: cannot reach Redis at {chain.redacted(settings.redis_url)}: {error}"
+        ) from None
+    return chain.Chain(client, settings.chain)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,8 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         code: int = args.handler(args)
         return code
-    except UsageError as error:
-        print(error, file=sys.stderr)
+    except (UsageError, chain.EntryRejected) as error:
+        print(error if isinstance(error, UsageError) else f"miner: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except Unreachable as error:
+        print(error, file=sys.stderr)
+        return EXIT_FAILURE
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        print(f"miner: lost the connection to Redis: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except chain.ChainError as error:
+        print(f"miner: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
