@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -65,3 +66,16 @@ def measure(backend: str, threads: int, seconds: float) -> Measurement:
         hashes_per_second=hashes / elapsed,
         compile_seconds=compile_seconds,
     )
+
+
+def difficulty_for(rate: float, block_seconds: float, step: float = 0.25) -> float:
+    """The DIFFICULTY, in `step`s, whose expected block time at `rate` hashes/s is closest."""
+    best, best_error = step, math.inf
+    difficulty = step
+    while difficulty <= 255:
+        expected = pow.expected_hashes(pow.target_for_difficulty(difficulty)) / rate
+        error = abs(math.log(expected / block_seconds))
+        if error < best_error:
+            best, best_error = difficulty, error
+        difficulty += step
+    return best

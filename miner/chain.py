@@ -11,7 +11,10 @@ Cluster. Records are compact JSON: the 80-byte header as hex and the payload it 
     {name}:entry:text    hash: entry id -> text, while pending
     {name}:entry:height  hash: entry id -> height of the block that holds it
     {name}:entry:seq     the last entry id handed out
-    {name}:tips          pub/sub channel: "height:hash" of each new tip
+    {name}:wins          hash: miner id -> blocks it won
+    {name}:miners        sorted set: miner id -> last heartbeat (unix seconds)
+    {name}:miner:<id>    hash: that miner's heartbeat (expires when it stops beating)
+    {name}:tips          pub/sub channel: "height:hash:unix time of the commit" of each new tip
 """
 
 from __future__ import annotations
@@ -394,7 +397,12 @@ class Chain:
         self.entry_text_key = f"{tag}:entry:text"
         self.entry_height_key = f"{tag}:entry:height"
         self.entry_seq_key = f"{tag}:entry:seq"
+        self.wins_key = f"{tag}:wins"
+        self.miners_key = f"{tag}:miners"
         self.channel = f"{tag}:tips"
+
+    def miner_key(self, miner: str) -> str:
+        return "{" + self.name + "}:miner:" + miner
 
     # --- Genesis and difficulty ------------------------------------------------------------
 
@@ -463,6 +471,12 @@ class Chain:
     def tip_hash(self) -> str | None:
         value = self.client.get(self.tip_key)
         return None if value is None else str(value)
+
+    def wins(self) -> dict[str, int]:
+        """Blocks won by each miner."""
+        return {
+            str(miner): int(count) for miner, count in self.client.hgetall(self.wins_key).items()
+        }
 
     def block_at(self, height: int) -> Block | None:
         if height < 0:
@@ -554,7 +568,8 @@ class Chain:
                     pipe.zrem(self.pending_key, *ids)
                     pipe.hdel(self.entry_text_key, *ids)
                     pipe.hset(self.entry_height_key, mapping=dict.fromkeys(ids, block.height))
-                pipe.publish(self.channel, f"{block.height}:{block.hash_hex}")
+                pipe.hincrby(self.wins_key, block.miner, 1)
+                pipe.publish(self.channel, f"{block.height}:{block.hash_hex}:{time.time():.6f}")
                 pipe.execute()
                 return True
         except redis.WatchError:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
+from types import FrameType
 
 import redis
 
-from miner import __version__, bench, chain, config, pow
+from miner import __version__, bench, chain, config, pow, worker
 
 EXIT_FAILURE = 1
+# `miner demo` measures this machine this long, then picks a DIFFICULTY giving blocks this often.
+DEMO_MEASURE_SECONDS = 0.5
+DEMO_BLOCK_SECONDS = 0.5
 EXIT_USAGE = 2
 
 
@@ -97,6 +106,206 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {
+                "time": round(record.created, 3),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": record.getMessage(),
+            }
+        )
+
+
+def configure_logging(settings: config.Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    """First SIGTERM/SIGINT: finish the slice in flight and exit 0. Second: exit at once."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            logging.getLogger("miner").warning("%s again: stopping at once", name)
+            os._exit(EXIT_FAILURE)
+        logging.getLogger("miner").info("%s: stopping (a second signal stops at once)", name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    def text(value: object) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "REDIS_URL": args.redis_url,
+        "DIFFICULTY": args.difficulty,
+        "REFRESH_RATE": args.refresh_rate,
+        "POW_BACKEND": args.backend,
+        "THREADS": text(args.threads),
+        "MINER_ID": args.miner_id,
+        "CHAIN": args.chain,
+        "LOG_LEVEL": args.log_level,
+    }
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings(_run_overrides(args))
+    configure_logging(settings)
+    store = open_chain(settings)
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    replica = worker.Worker(settings, store.client, stop=stop, until_height=args.until_height)
+    return replica.run()
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Replicas of the worker as threads in this process, racing on one store."""
+    replicas = args.replicas
+    threads = max(1, pow.default_threads() // replicas)
+    overrides: dict[str, str | None] = {
+        "CHAIN": args.chain,
+        "THREADS": str(threads),
+        "REDIS_URL": args.redis_url,
+        "LOG_LEVEL": "ERROR",  # the demo prints its own story; races lost show in its table
+    }
+    difficulty = args.difficulty
+    if difficulty is None:
+        backend = load_settings(overrides).backend
+        # All replicas share this machine's cores: what matters is the machine's whole rate.
+        cores = pow.default_threads()
+        rate = bench.measure(backend, cores, DEMO_MEASURE_SECONDS).hashes_per_second
+        difficulty = f"{bench.difficulty_for(rate, DEMO_BLOCK_SECONDS):g}"
+    overrides["DIFFICULTY"] = difficulty
+    base = load_settings(overrides)
+    configure_logging(base)
+    if args.redis_url:
+        clients = [open_chain(base).client for _ in range(replicas)]
+        where = chain.redacted(base.redis_url)
+    else:
+        import fakeredis
+
+        server = fakeredis.FakeServer()
+        clients = [fakeredis.FakeRedis(server=server, decode_responses=True)] * replicas
+        where = "an embedded in-memory store"
+    store = chain.Chain(clients[0], base.chain)
+    store.ensure_genesis(base.difficulty)
+    store.set_difficulty(base.difficulty, "demo")
+    until = store.height() + args.blocks
+    print(
+        f"{replicas} replicas x {threads} thread(s) on {pow.resolve_backend(base.backend)}, "
+        f"DIFFICULTY {base.difficulty:g}, racing to height {until} on {where}",
+        flush=True,
+    )
+    printing = threading.Lock()
+
+    def show(block: chain.Block, seconds: float) -> None:
+        with printing:
+            print(
+                f"  height {block.height:>4}  {block.hash_hex[:20]}...  by {block.miner:<8} "
+                f"nonce {block.header.nonce:>10}  {seconds:6.2f} s",
+                flush=True,
+            )
+
+    stop = threading.Event()
+    _install_stop_signals(stop)
+    workers = [
+        worker.Worker(
+            load_settings({**overrides, "MINER_ID": f"demo-{i + 1}"}),
+            clients[i],
+            stop=stop,
+            until_height=until,
+            on_block=show,
+        )
+        for i in range(replicas)
+    ]
+    began = time.monotonic()
+    running = [threading.Thread(target=w.run, name=w.miner) for w in workers]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    elapsed = time.monotonic() - began
+
+    print(f"\n{'miner':<10}{'blocks':>7}{'share':>8}{'MH/s':>9}{'lost':>6}{'switch p50':>12}")
+    mined = sum(w.stats.blocks for w in workers) or 1
+    for w in workers:
+        p50 = w.stats.switch_percentile(0.5)
+        print(
+            f"{w.miner:<10}{w.stats.blocks:>7}{w.stats.blocks / mined:>8.0%}"
+            f"{w.stats.hashes / elapsed / 1e6:>9.2f}{w.stats.races_lost:>6}"
+            f"{'-' if p50 is None else f'{p50:.1f} ms':>12}"
+        )
+    verdict = store.verify()
+    if verdict.error is not None:
+        print(f"\nchain {store.name} is INVALID at {verdict.error}")
+        return EXIT_FAILURE
+    print(f"\nchain {store.name} verified: {verdict.height + 1} blocks, tip {store.tip_hash()}")
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    settings = load_settings({"CHAIN": args.chain})
+    miners = worker.live_miners(open_chain(settings))
+    if args.json:
+        print(json.dumps([vars(m) for m in miners]))
+        return 0
+    if not miners:
+        print(f"no live miners on chain {settings.chain}")
+        return 0
+    print(f"{'miner':<24}{'blocks':>7}{'share':>8}{'MH/s':>9}{'lost':>6}{'p50 ms':>8}{'p99 ms':>8}")
+    for m in miners:
+        p50 = "-" if m.switch_ms_p50 is None else f"{m.switch_ms_p50:.1f}"
+        p99 = "-" if m.switch_ms_p99 is None else f"{m.switch_ms_p99:.1f}"
+        print(
+            f"{m.miner:<24}{m.blocks:>7}{m.share:>8.1%}{m.hashes_per_second / 1e6:>9.2f}"
+            f"{m.races_lost:>6}{p50:>8}{p99:>8}"
+        )
+    return 0
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    settings = load_settings({})
+    age = worker.heartbeat_age(open_chain(settings), settings.miner_id)
+    if age is None:
+        print(f"unhealthy: miner {settings.miner_id} has no heartbeat in Redis")
+        return EXIT_FAILURE
+    if age > worker.HEARTBEAT_TTL_SECONDS:
+        print(f"unhealthy: miner {settings.miner_id}'s heartbeat is {age:.1f} s old")
+        return EXIT_FAILURE
+    print(f"healthy: Redis answers; miner {settings.miner_id}'s heartbeat is {age:.1f} s old")
+    return 0
+
+
+def _difficulty(text: str) -> str:
+    try:
+        pow.target_for_difficulty(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected bits of work in (0, 256) such as 22 or 22.5, got {text!r}"
+        ) from None
+    return text
+
+
+def _height(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a height >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="miner", description="A proof-of-work mining worker racing on Redis.")
     parser.add_argument("--version", action="version", version=f"miner {__version__}")
@@ -111,6 +320,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=_positive_float, default=3.0, help="measure for this long")
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.set_defaults(handler=_cmd_bench)
+
+    p = commands.add_parser("run", help="mine: one replica against Redis")
+    p.add_argument("--redis-url", help="overrides REDIS_URL (redis:// or rediss://)")
+    p.add_argument("--difficulty", type=_difficulty, help="overrides DIFFICULTY")
+    p.add_argument("--refresh-rate", help="overrides REFRESH_RATE (seconds)")
+    p.add_argument("--backend", help="overrides POW_BACKEND")
+    p.add_argument("--threads", type=_positive_int, help="overrides THREADS")
+    p.add_argument("--miner-id", help="overrides MINER_ID")
+    p.add_argument("--chain", help="overrides CHAIN")
+    p.add_argument("--log-level", help="overrides LOG_LEVEL")
+    p.add_argument("--until-height", type=_height, help="exit 0 once the chain reaches it")
+    p.set_defaults(handler=_cmd_run)
+
+    p = commands.add_parser("demo", help="replicas racing in this process, no server needed")
+    p.add_argument("--replicas", type=_positive_int, default=3)
+    p.add_argument("--blocks", type=_positive_int, default=10, help="blocks to race for")
+    p.add_argument(
+        "--difficulty",
+        type=_difficulty,
+        help=f"default: measured so that a block takes about {DEMO_BLOCK_SECONDS} s here",
+    )
+    p.add_argument("--redis-url", help="race on this Redis instead of the embedded store")
+    p.add_argument("--chain", default="demo")
+    p.set_defaults(handler=_cmd_demo)
+
+    p = commands.add_parser("stats", help="the live miners and each one's share of the chain")
+    p.add_argument("--json", action="store_true", help="one JSON array of objects")
+    p.add_argument("--chain", help="overrides CHAIN")
+    p.set_defaults(handler=_cmd_stats)
+
+    p = commands.add_parser(
+        "health", help="exit 0 if Redis answers and this worker's beat is fresh"
+    )
+    p.set_defaults(handler=_cmd_health)
     return parser
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 from miner import pow
 from miner.chain import Block, Chain, Entry, bits_for, make_template
@@ -42,3 +49,81 @@ def failing_nonce(block: Block) -> int:
         if pow.hash_to_int(block.with_nonce(nonce).header.hash) > target:
             return nonce
     raise AssertionError("every nonce won")
+
+
+class RedisServer:
+    """A redis-server of a test's own, which the test may stop and start again.
+
+    The append-only file keeps the data across a restart, as in the compose file.
+    """
+
+    def __init__(self, directory: str, port: int, *extra: str) -> None:
+        self.directory = directory
+        self.port = port
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "dir": self.directory,
+            "appendonly": "yes",
+            "appendfsync": "always",
+            "save": "",
+        }
+        arguments = [part for name, value in options.items() for part in (f"--{name}", value)]
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", *arguments, *self.extra],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"redis-server did not start on port {self.port}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def miner_env(redis_url: str, **settings: str) -> dict[str, str]:
+    """The environment of a `miner run` process: this one's, the test server, and settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("REDIS_")}
+    return {**env, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **settings}
+
+
+def start_miner(redis_url: str, *args: str, **settings: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "miner", "run", *args],
+        env=miner_env(redis_url, **settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -143,7 +143,11 @@ def test_commit_extends_the_chain_and_publishes_the_tip(chain: Chain) -> None:
     assert chain.tip_hash() == block.hash_hex
     assert chain.block_by_hash(block.hash_hex) == block
     message = pubsub.get_message(timeout=1)
-    assert message is not None and message["data"] == f"1:{block.hash_hex}"
+    assert message is not None
+    height, hash_hex, committed_at = message["data"].split(":")
+    assert (height, hash_hex) == ("1", block.hash_hex)
+    assert abs(float(committed_at) - time.time()) < 5
+    assert chain.wins() == {"alice": 1}
     assert chain.verify().ok
 
 

@@ -1,0 +1,133 @@
+"""The worker as its users run it: `miner run` processes racing, stopping, surviving Redis."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from helpers import RedisServer, free_port, start_miner, wait_for
+
+from miner import worker
+from miner.chain import Chain
+from miner.cli import main
+
+pytestmark = pytest.mark.skipif(
+    __import__("shutil").which("redis-server") is None, reason="needs a redis-server binary"
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, so that the test may stop and restart it."""
+    own = RedisServer(str(tmp_path), free_port())
+    own.start()
+    yield own
+    own.stop()
+
+
+def _chain(url: str, name: str = "main") -> Chain:
+    return Chain(redis.Redis.from_url(url, decode_responses=True), name)
+
+
+def test_backoff_doubles_from_a_tenth_of_a_second_up_to_five() -> None:
+    backoff = worker.Backoff()
+    delays = [backoff.next_delay() for _ in range(9)]
+    assert delays[:4] == [0.1, 0.2, 0.4, 0.8]
+    assert delays[-1] == 5.0 and max(delays) == 5.0
+    backoff.reset()
+    assert backoff.next_delay() == 0.1
+
+
+def test_tip_notices_parse_and_garbage_is_ignored() -> None:
+    notice = worker.parse_notice("7:00ab:1796316005.25")
+    assert notice == worker.Notice(7, "00ab", 1796316005.25)
+    assert worker.parse_notice("garbage") is None
+
+
+def test_three_replicas_race_to_height_30(redis_url: str, client: redis.Redis) -> None:
+    miners = [
+        start_miner(
+            redis_url, "--until-height", "30", MINER_ID=f"m{i}", DIFFICULTY="20", THREADS="1"
+        )
+        for i in range(3)
+    ]
+    outputs = [process.communicate(timeout=240)[0] for process in miners]
+    for process, output in zip(miners, outputs, strict=True):
+        assert process.returncode == 0, output
+        assert "Traceback" not in output
+    chain = Chain(client, "main")
+    assert chain.height() >= 30
+    blocks = chain.blocks(1, chain.height())
+    assert [block.height for block in blocks] == list(range(1, chain.height() + 1))
+    winners = {block.miner for block in blocks}
+    assert winners == {"m0", "m1", "m2"}, f"every miner should win at least once: {winners}"
+    assert chain.verify().ok
+    assert sum(chain.wins().values()) == chain.height()
+
+
+def test_sigterm_while_mining_exits_0_within_a_second(redis_url: str, client: redis.Redis) -> None:
+    process = start_miner(redis_url, MINER_ID="stopper", DIFFICULTY="40", THREADS="1")
+    chain = Chain(client, "main")
+    wait_for(lambda: worker.heartbeat_age(chain, "stopper") is not None, 60, "the first heartbeat")
+    time.sleep(0.3)  # well inside the search loop by now
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=10)[0]
+    assert process.returncode == 0, output
+    assert time.monotonic() - sent < 1.0
+    assert "stopped after" in output
+
+
+def test_workers_resume_after_redis_restarts(server: RedisServer) -> None:
+    miners = [
+        start_miner(
+            server.url, "--until-height", "12", MINER_ID=f"r{i}", DIFFICULTY="17", THREADS="1"
+        )
+        for i in range(2)
+    ]
+    chain = _chain(server.url)
+    wait_for(lambda: chain.height() >= 3, 120, "a few blocks before the outage")
+    server.stop()
+    time.sleep(3)
+    server.start()
+    outputs = [process.communicate(timeout=180)[0] for process in miners]
+    for process, output in zip(miners, outputs, strict=True):
+        assert process.returncode == 0, output
+        assert "Redis unreachable" in output
+        assert "Traceback" not in output
+    chain = _chain(server.url)
+    assert chain.height() >= 12
+    assert chain.verify().ok
+
+
+def test_demo_finishes_with_a_valid_chain(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--replicas", "2", "--blocks", "4", "--difficulty", "14"]) == 0
+    out = capsys.readouterr().out
+    assert "chain demo verified: 5 blocks" in out
+    assert out.count("  height ") == 4
+    assert "demo-1" in out and "demo-2" in out
+
+
+def test_stats_and_health_read_the_heartbeats(
+    redis_url: str, client: redis.Redis, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    process = start_miner(redis_url, "--until-height", "5", MINER_ID="beater", DIFFICULTY="14")
+    assert process.wait(timeout=120) == 0
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    assert main(["stats", "--json"]) == 0
+    import json
+
+    [stats] = json.loads(capsys.readouterr().out)
+    assert stats["miner"] == "beater" and stats["blocks"] == 5 and stats["share"] == 1.0
+    for key in ("hashes_per_second", "races_lost", "switch_ms_p50", "switch_ms_p99", "last_seen"):
+        assert key in stats
+    monkeypatch.setenv("MINER_ID", "beater")
+    assert main(["health"]) == 0
+    monkeypatch.setenv("MINER_ID", "nobody")
+    assert main(["health"]) == 1
+    assert "nobody" in capsys.readouterr().out
