@@ -187,6 +187,24 @@ class Block:
     def with_nonce(self, nonce: int) -> Block:
         return replace(self, header=replace(self.header, nonce=nonce))
 
+    def as_dict(self) -> dict[str, Any]:
+        """The block as plain JSON values, named and shown as Bitcoin Core's `getblock` shows them
+        (hashes byte-reversed, bits as 8 hex digits, time in Unix seconds); entries by id only.
+        """
+        return {
+            "height": self.height,
+            "hash": self.hash_hex,
+            "prev_hash": self.header.prev_hash_hex,
+            "merkle_root": self.header.merkle_root[::-1].hex(),
+            "version": self.header.version,
+            "time": self.header.time,
+            "bits": f"{self.header.bits:08x}",
+            "nonce": self.header.nonce,
+            "miner": self.miner,
+            "extra": self.extra,
+            "entries": [entry.id for entry in self.entries],
+        }
+
     def to_record(self) -> str:
         return canonical_json(
             {
@@ -209,9 +227,15 @@ class Block:
             raise CorruptRecord(height, "the record is missing")
         if len(record) > MAX_RECORD_BYTES:
             raise CorruptRecord(height, f"the record is {len(record)} bytes, over the limit")
+        if isinstance(record, bytes):
+            # json.loads would guess UTF-16 or UTF-32 from the first bytes; records are UTF-8.
+            try:
+                record = record.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CorruptRecord(height, "not UTF-8 text") from None
         try:
             data = json.loads(record)
-        except (ValueError, UnicodeDecodeError) as error:
+        except ValueError as error:
             raise CorruptRecord(height, f"not JSON ({error})") from None
         if not isinstance(data, dict) or set(data) != {
             "header",
@@ -355,6 +379,8 @@ class Verdict:
 
     height: int
     error: InvalidBlock | None
+    # The hash of the last block walked, when the whole chain is valid.
+    tip_hash: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -481,7 +507,12 @@ class Chain:
     def block_at(self, height: int) -> Block | None:
         if height < 0:
             return None
-        record = self.client.lindex(self.blocks_key, height)
+        try:
+            record = self.client.lindex(self.blocks_key, height)
+        except UnicodeDecodeError:
+            record = self.client.execute_command(
+                "LINDEX", self.blocks_key, height, NEVER_DECODE=True
+            )
         return None if record is None else Block.from_record(record, height)
 
     def block_by_hash(self, hash_hex: str) -> Block | None:
@@ -489,18 +520,39 @@ class Chain:
         return None if height is None else self.block_at(int(height))
 
     def blocks(self, start: int, stop: int) -> list[Block]:
-        """Blocks at heights start..stop inclusive, in one round trip."""
-        records = self.client.lrange(self.blocks_key, start, stop)
+        """Blocks at heights start..stop inclusive (both >= 0), in one round trip."""
+        records: Sequence[str | bytes]
+        try:
+            records = self.client.lrange(self.blocks_key, start, stop)
+        except UnicodeDecodeError:
+            records = self._raw_records(start, stop)
         return [Block.from_record(record, start + i) for i, record in enumerate(records)]
 
     def last(self, count: int) -> list[Block]:
-        """The last `count` blocks, oldest first, in one round trip."""
-        with self.client.pipeline() as pipe:
-            pipe.llen(self.blocks_key)
-            pipe.lrange(self.blocks_key, -count, -1)
-            length, records = pipe.execute()
+        """The last `count` blocks (all of them for 0), oldest first, in one round trip."""
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        try:
+            with self.client.pipeline() as pipe:
+                pipe.llen(self.blocks_key)
+                pipe.lrange(self.blocks_key, -count, -1)  # -0 is 0: the whole list
+                length, records = pipe.execute()
+        except UnicodeDecodeError:
+            # Blocks are only ever appended, so absolute heights read later name the same records.
+            length = int(self.client.llen(self.blocks_key))
+            first = max(length - count, 0) if count else 0
+            records = self._raw_records(first, length - 1)
         first = length - len(records)
         return [Block.from_record(record, first + i) for i, record in enumerate(records)]
+
+    def _raw_records(self, start: int, stop: int) -> list[bytes]:
+        """Records as stored, undecoded: the client decodes replies as UTF-8 and fails on a whole
+        reply when one record is not UTF-8, so this rereads them for `from_record` to name it.
+        """
+        records = self.client.execute_command(
+            "LRANGE", self.blocks_key, start, stop, NEVER_DECODE=True
+        )
+        return list(records)
 
     def checked_tip(self) -> tuple[Block, dict[int, float]]:
         """The tip, validated against its parent, and the difficulty schedule: one round trip.
@@ -611,7 +663,7 @@ class Chain:
         if parent.hash_hex != tip_hash:
             bad_tip = InvalidBlock(parent.height, "tip", "the tip key does not name the last block")
             return Verdict(parent.height - 1, bad_tip)
-        return Verdict(parent.height, None)
+        return Verdict(parent.height, None, parent.hash_hex)
 
     def _check_walked(
         self,
@@ -641,7 +693,12 @@ class Chain:
         """Add entries to the pending pool; their ids, in order. All are checked before any is
         stored, so a bad one stores nothing.
         """
-        checked = [check_entry_text(text) for text in texts]
+        checked = []
+        for number, text in enumerate(texts, 1):
+            try:
+                checked.append(check_entry_text(text))
+            except EntryRejected as error:
+                raise EntryRejected(f"entry {number} of {len(texts)}: {error}") from None
         if not checked:
             return []
         last = int(self.client.incrby(self.entry_seq_key, len(checked)))

@@ -10,7 +10,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
 from types import FrameType
 
 import redis
@@ -77,14 +78,147 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(low: int, allowed: str) -> Callable[[str], int]:
+    """An argparse type for an int >= `low`; a refusal says what is allowed and what was given."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
+        return value
+
+    return parse
+
+
+_positive_int = _whole_number(1, "a whole number >= 1")
+_count = _whole_number(0, "a whole number >= 0")
+_entry_id = _whole_number(1, "an entry id (a whole number >= 1)")
+
+
+def _open(args: argparse.Namespace) -> chain.Chain:
+    """The chain named by --chain, or by CHAIN, on the worker's Redis."""
+    return open_chain(load_settings({"CHAIN": args.chain}))
+
+
+def _iso_time(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    """Columns padded to their widest cell; numbers right-aligned, text left-aligned."""
+    cells = [[str(value) for value in row] for row in rows]
+    widths = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(header)]
+    numeric = [
+        bool(rows) and all(isinstance(row[i], int) for row in rows) for i in range(len(header))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        padded = (
+            value.rjust(width) if right else value.ljust(width)
+            for value, width, right in zip(values, widths, numeric, strict=True)
+        )
+        return "  ".join(padded).rstrip()
+
+    return [line(header), *(line(row) for row in cells)]
+
+
+def _cmd_chain(args: argparse.Namespace) -> int:
+    store = _open(args)
+    blocks = store.last(args.last)
+    if not blocks:
+        raise chain.ChainError(f"chain {store.name} has no genesis block yet")
+    if args.json:
+        print(json.dumps([block.as_dict() for block in blocks], ensure_ascii=False))
+        return 0
+    rows = [
+        (
+            block.height,
+            block.hash_hex[:16],
+            block.miner,
+            block.header.nonce,
+            f"{block.header.bits:08x}",
+            _iso_time(block.header.time),
+            len(block.entries),
+        )
+        for block in blocks
+    ]
+    header = ("height", "hash", "miner", "nonce", "bits", "time (UTC)", "entries")
+    print("\n".join(_table(header, rows)))
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    store = _open(args)
+    verdict = store.verify()
+    if verdict.error is None:
+        assert verdict.tip_hash is not None
+        print(
+            f"chain {store.name}: valid, height {verdict.height} ({verdict.height + 1} blocks), "
+            f"tip {verdict.tip_hash[:16]}"
+        )
+        return 0
+    error = verdict.error
+    trusted = f"; valid up to height {verdict.height}" if verdict.height >= 0 else ""
+    print(
+        f"chain {store.name}: invalid at height {error.height}, rule {error.rule!r}: "
+        f"{error.detail}{trusted}"
+    )
+    return EXIT_FAILURE
+
+
+def _stdin_entries() -> list[str]:
+    """Standard input, one entry per line: the line break (LF or CRLF) is not part of the entry,
+    and the last line counts whether or not a line break ends it. Lines are read as bytes so that
+    the chain's own check decides what is text; a refusal names the line.
+    """
+    data = sys.stdin.buffer.read()
+    if not data:
+        raise UsageError("miner submit: standard input is empty: expected one entry per line")
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    entries = []
+    for number, line in enumerate(lines, 1):
+        try:
+            entries.append(chain.check_entry_text(line.removesuffix(b"\r")))
+        except chain.EntryRejected as error:
+            raise UsageError(
+                f"miner submit: line {number} of standard input: {error}; nothing was stored"
+            ) from None
+    return entries
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    texts: Sequence[str] = args.texts
+    if "-" in texts:
+        if len(texts) > 1:
+            raise UsageError("miner submit: '-' reads standard input and must be the only TEXT")
+        texts = _stdin_entries()
+    store = _open(args)
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
-    return value
+        ids = store.submit(texts)
+    except chain.EntryRejected as error:
+        raise UsageError(f"miner submit: {error}; nothing was stored") from None
+    print("\n".join(str(entry_id) for entry_id in ids))
+    return 0
+
+
+def _cmd_find(args: argparse.Namespace) -> int:
+    store = _open(args)
+    status, block = store.find(args.id)
+    if status == "pending":
+        print(f"entry {args.id}: pending, not yet in a block")
+        return EXIT_FAILURE
+    if status == "unknown":
+        print(f"entry {args.id}: unknown on chain {store.name}")
+        return EXIT_FAILURE
+    if block is None:
+        raise chain.ChainError(f"entry {args.id} is recorded in a block that the chain lacks")
+    print(f"entry {args.id}: height {block.height}, block {block.hash_hex}")
+    return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -296,16 +430,6 @@ def _difficulty(text: str) -> str:
     return text
 
 
-def _height(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a height >= 0, got {text!r}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="miner", description="A proof-of-work mining worker racing on Redis.")
     parser.add_argument("--version", action="version", version=f"miner {__version__}")
@@ -321,6 +445,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per measurement")
     p.set_defaults(handler=_cmd_bench)
 
+    on_chain = _Parser(add_help=False)
+    on_chain.add_argument(
+        "--chain", metavar="NAME", default=None, help="the chain to use (default: CHAIN, or main)"
+    )
+
+    p = commands.add_parser("chain", parents=[on_chain], help="list the last blocks of the chain")
+    p.add_argument(
+        "--last", type=_count, default=20, metavar="N", help="how many blocks (0: all; default 20)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON array of blocks, oldest first")
+    p.set_defaults(handler=_cmd_chain)
+
+    p = commands.add_parser("verify", parents=[on_chain], help="check every block of the chain")
+    p.set_defaults(handler=_cmd_verify)
+
+    p = commands.add_parser("submit", parents=[on_chain], help="add entries for blocks to record")
+    p.add_argument(
+        "texts", nargs="+", metavar="TEXT", help="one entry each; '-' alone: one per line of stdin"
+    )
+    p.set_defaults(handler=_cmd_submit)
+
+    p = commands.add_parser("find", parents=[on_chain], help="say which block holds an entry")
+    p.add_argument("id", type=_entry_id, metavar="ID", help="the id that `miner submit` printed")
+    p.set_defaults(handler=_cmd_find)
+
     p = commands.add_parser("run", help="mine: one replica against Redis")
     p.add_argument("--redis-url", help="overrides REDIS_URL (redis:// or rediss://)")
     p.add_argument("--difficulty", type=_difficulty, help="overrides DIFFICULTY")
@@ -330,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--miner-id", help="overrides MINER_ID")
     p.add_argument("--chain", help="overrides CHAIN")
     p.add_argument("--log-level", help="overrides LOG_LEVEL")
-    p.add_argument("--until-height", type=_height, help="exit 0 once the chain reaches it")
+    p.add_argument("--until-height", type=_count, help="exit 0 once the chain reaches it")
     p.set_defaults(handler=_cmd_run)
 
     p = commands.add_parser("demo", help="replicas racing in this process, no server needed")
@@ -376,3 +525,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whoever read the output stopped early (`miner chain --last 0 | head`). Point stdout at
+        # /dev/null so that the interpreter's final flush does not fail again on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
