@@ -42,16 +42,20 @@ def load_settings(overrides: dict[str, str | None] | None = None) -> config.Sett
         raise UsageError(f"miner: {error}") from None
 
 
+def _credentials_refused(settings: config.Settings, error: Exception) -> str:
+    return (
+        f"miner: Redis at {chain.redacted(settings.redis_url)} refused the credentials "
+        f"(REDIS_PASSWORD or the user in REDIS_URL): {error}"
+    )
+
+
 def open_chain(settings: config.Settings) -> chain.Chain:
     """A connected chain store; Unreachable (one line, password masked) if Redis does not answer."""
     client = chain.connect(settings.redis_url, ca_cert=settings.redis_ca_cert)
     try:
         client.ping()
     except redis.AuthenticationError as error:
-        raise UsageError(
-            f"miner: Redis at {chain.redacted(settings.redis_url)} refused the credentials "
-            f"(REDIS_PASSWORD or the user in REDIS_URL): {error}"
-        ) from None
+        raise UsageError(_credentials_refused(settings, error)) from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
         raise Unreachable(
             f"miner: cannot reach Redis at {chain.redacted(settings.redis_url)}: {error}"
@@ -295,11 +299,16 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, str | None]:
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(_run_overrides(args))
     configure_logging(settings)
-    store = open_chain(settings)
+    # No ping first: an unreachable Redis is an outage the worker waits out with backoff, so
+    # that a replica started before its server (or during a restart) never crash-loops.
+    client = chain.connect(settings.redis_url, ca_cert=settings.redis_ca_cert)
     stop = threading.Event()
     _install_stop_signals(stop)
-    replica = worker.Worker(settings, store.client, stop=stop, until_height=args.until_height)
-    return replica.run()
+    replica = worker.Worker(settings, client, stop=stop, until_height=args.until_height)
+    try:
+        return replica.run()
+    except redis.AuthenticationError as error:
+        raise UsageError(_credentials_refused(settings, error)) from None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

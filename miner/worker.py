@@ -176,6 +176,8 @@ class Worker:
                     if backoff.failures:
                         log.info("miner %s: Redis is back; mining resumes", self.miner)
                     backoff.reset()
+                except redis.AuthenticationError:
+                    raise  # wrong credentials are a setting to fix, not an outage to wait out
                 except REDIS_ERRORS as error:
                     delay = backoff.next_delay()
                     log.warning(
