@@ -67,6 +67,10 @@ class CorruptRecord(InvalidBlock):
         super().__init__(height, "malformed record", detail)
 
 
+class NoGenesis(ChainError):
+    """The chain has no blocks: not created yet, or its store was emptied."""
+
+
 class EntryRejected(ChainError, ValueError):
     """An entry that cannot be stored: empty, too large, or not text."""
 
@@ -567,7 +571,7 @@ class Chain:
             pipe.hgetall(self.difficulty_key)
             tip_hash, length, records, raw_schedule = pipe.execute()
         if length == 0 or tip_hash is None:
-            raise ChainError(f"chain {self.name} has no genesis block yet")
+            raise NoGenesis(f"chain {self.name} has no genesis block yet")
         schedule = _parse_schedule(raw_schedule)
         height = length - 1
         tip = Block.from_record(records[-1], height)

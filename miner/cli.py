@@ -302,6 +302,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # No ping first: an unreachable Redis is an outage the worker waits out with backoff, so
     # that a replica started before its server (or during a restart) never crash-loops.
     client = chain.connect(settings.redis_url, ca_cert=settings.redis_ca_cert)
+    try:
+        client.ping()
+    except redis.AuthenticationError as error:
+        raise UsageError(_credentials_refused(settings, error)) from None
+    except worker.REDIS_ERRORS:
+        pass  # the worker reports the outage and retries
     stop = threading.Event()
     _install_stop_signals(stop)
     replica = worker.Worker(settings, client, stop=stop, until_height=args.until_height)

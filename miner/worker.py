@@ -33,7 +33,7 @@ from miner.config import Settings
 log = logging.getLogger(__name__)
 
 # A slice of the nonce search lasts about this long, so that a new tip is acted on within it.
-SLICE_SECONDS = 0.01
+SLICE_SECONDS = 0.005
 HEARTBEAT_SECONDS = 1.0
 # A heartbeat older than this means the miner is gone (its key expires then too).
 HEARTBEAT_TTL_SECONDS = 10
@@ -216,6 +216,13 @@ class Worker:
         except InvalidBlock as error:
             self._refuse_tip(error)
             return False
+        except chainlib.NoGenesis:
+            # The store lost the chain (emptied, or restarted without persistence): start anew.
+            log.warning(
+                "miner %s: chain %s is gone; creating it again", self.miner, self.chain.name
+            )
+            self._prepare()
+            return False
         self._bad_tip = None
         self._confirm(tip)
         if self.until_height is not None and tip.height >= self.until_height:
@@ -303,13 +310,15 @@ class Worker:
             self._won(block, seconds, rate)
             return
         self.stats.races_lost += 1
-        winner = self.chain.block_at(block.height)
-        log.warning(
-            "miner %s: lost height %d to %s",
-            self.miner,
-            block.height,
-            winner.miner if winner else "another replica",
-        )
+        log.warning("miner %s: lost height %d to %s", self.miner, block.height, self._winner(block))
+
+    def _winner(self, block: Block) -> str:
+        """Who holds the height this block lost, as far as the store can tell."""
+        try:
+            stored = self.chain.block_at(block.height)
+        except chainlib.ChainError:  # garbage at that height: checked_tip will report it
+            return "an unreadable block"
+        return stored.miner if stored is not None else "nobody yet"
 
     def _won(self, block: Block, seconds: float, rate: float) -> None:
         self.stats.blocks += 1
@@ -332,8 +341,7 @@ class Worker:
         block, self._unconfirmed = self._unconfirmed, None
         if block is None:
             return
-        stored = self.chain.block_at(block.height)
-        if stored is not None and stored.hash_hex == block.hash_hex:
+        if self.chain.tip_hash() == block.hash_hex or self._winner(block) == self.miner:
             self._won(block, *self._last_win)
         else:
             self.stats.races_lost += 1

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -110,13 +111,33 @@ def miner_env(redis_url: str, **settings: str) -> dict[str, str]:
     return {**env, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1", **settings}
 
 
-def start_miner(redis_url: str, *args: str, **settings: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "miner", "run", *args],
-        env=miner_env(redis_url, **settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+class MinerProcess(subprocess.Popen):  # type: ignore[type-arg]
+    """A `miner run` process whose output goes to a file, not a pipe.
+
+    A chatty worker would fill a pipe that nobody reads until the end and block on its next log
+    line; a file never fills. `communicate()` waits and returns what was written.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        log = tempfile.NamedTemporaryFile(prefix="miner-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log_path = log.name
+        super().__init__(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        log.close()
+
+    def communicate(
+        self, input: str | None = None, timeout: float | None = None
+    ) -> tuple[str, str]:  # type: ignore[override]
+        self.wait(timeout)
+        return self.output(), ""
+
+    def output(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as log:
+            return log.read()
+
+
+def start_miner(redis_url: str, *args: str, **settings: str) -> MinerProcess:
+    return MinerProcess(
+        [sys.executable, "-m", "miner", "run", *args], env=miner_env(redis_url, **settings)
     )
 
 

@@ -113,9 +113,11 @@ def test_demo_finishes_with_a_valid_chain(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_stats_and_health_read_the_heartbeats(
-    redis_url: str, client: redis.Redis, capsys: pytest.CaptureFixture[str],
+    redis_url: str,
+    client: redis.Redis,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     process = start_miner(redis_url, "--until-height", "5", MINER_ID="beater", DIFFICULTY="14")
     assert process.wait(timeout=120) == 0
     monkeypatch.setenv("REDIS_URL", redis_url)
