@@ -151,6 +151,16 @@ def backends_for(choice: str) -> list[str]:
     return [pow.resolve_backend(choice)]
 
 
+def parse_thread_counts(text: str) -> list[int]:
+    """Thread counts from a comma list such as "1,2"; ValueError names what is allowed."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() and int(item) >= 1 for item in items):
+        raise ValueError(
+            f"expected thread counts >= 1 separated by commas (such as 1,2), got {text!r}"
+        )
+    return [int(item) for item in items]
+
+
 def plan(backends: Sequence[str], threads: Sequence[int]) -> list[tuple[str, int]]:
     """The (backend, threads) pairs to measure, in order and without repeats.
 
@@ -297,6 +307,13 @@ class CpuInfo:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def describe(self) -> str:
+        """One line for a report: "AMD EPYC (znver5), 2 cores; sha, avx2, avx512f"."""
+        present = ", ".join(name for name, has in self.features.items() if has)
+        return (
+            f"{self.model} ({self.llvm_name}), {self.cores} cores; {present or 'no SHA, no AVX2'}"
+        )
 
 
 def _proc_cpuinfo() -> dict[str, str]:

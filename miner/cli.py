@@ -79,16 +79,10 @@ def _positive_int(text: str) -> int:
 
 
 def _thread_counts(text: str) -> list[int]:
-    """A comma list of thread counts, such as "1,2"."""
-    counts = []
-    for item in text.split(","):
-        try:
-            counts.append(_positive_int(item.strip()))
-        except argparse.ArgumentTypeError:
-            raise argparse.ArgumentTypeError(
-                f"expected thread counts >= 1 separated by commas (such as 1,2), got {text!r}"
-            ) from None
-    return counts
+    try:
+        return bench.parse_thread_counts(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 # A run shorter than this needs no progress line: it ends before anyone wonders.
