@@ -169,9 +169,10 @@ def _tune(args: argparse.Namespace, backends: list[str], threads: list[int]) -> 
             json.dumps({**tuning.as_dict(), "backend": summary.backend, "threads": summary.threads})
         )
         return 0
+    how = f"median of {args.repeat} runs, " if args.repeat > 1 else ""
     print(
         f"measured: {summary.backend}, {summary.threads} thread(s), {rate / 1e6:.2f} MH/s "
-        f"per replica ({summary.seconds:.1f} s of hashing)"
+        f"per replica ({how}{summary.seconds:.1f} s of hashing)"
     )
     print(
         f"{replicas} replica(s), target block time {_duration(args.target_block_time)}: "
