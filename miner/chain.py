@@ -40,9 +40,10 @@ MAX_FUTURE_SECONDS = 120
 MAX_MINER_ID = 64
 # Entries are UTF-8 text; 4 KiB holds a log line, a JSON document or a signature comfortably.
 MAX_ENTRY_BYTES = 4096
-# The most entries one block may hold, whatever BLOCK_ENTRIES asks (bounds a record at ~4 MiB).
+# The most entries one block may hold, whatever BLOCK_ENTRIES asks (bounds a record at ~24 MiB).
 MAX_BLOCK_ENTRIES = 1000
-MAX_RECORD_BYTES = MAX_BLOCK_ENTRIES * (MAX_ENTRY_BYTES * 2 + 64) + 4096
+# JSON writes a control character as \u00XX, six bytes for each byte of an entry's text.
+MAX_RECORD_BYTES = MAX_BLOCK_ENTRIES * (MAX_ENTRY_BYTES * 6 + 64) + 4096
 GENESIS_MINER = "genesis"
 
 
@@ -599,10 +600,14 @@ class Chain:
         Whoever's EXEC runs first wins; the other's transaction is discarded whole, so no height
         ever has two blocks and nobody wins on a stale parent. A block is never retried: its
         parent is stale once it loses. MULTI/EXEC also makes the write all-or-nothing, so a
-        connection lost mid-commit leaves the whole block or none of it; the tip then tells
-        which (checked here, so that a lost reply is not mistaken for a lost race).
+        connection lost mid-commit leaves the whole block or none of it; the block index then
+        tells which (checked here, so that a lost reply is not mistaken for a lost race).
         """
         ids = [entry.id for entry in block.entries]
+        record = block.to_record()
+        # A record that readers refuse would halt every replica at this height, so what is
+        # written must read back: entry count, texts and size within the limits.
+        Block.from_record(record, block.height)
         try:
             with self.client.pipeline() as pipe:
                 pipe.watch(self.tip_key, self.difficulty_key)
@@ -617,7 +622,7 @@ class Chain:
                         return False
                     raise
                 pipe.multi()
-                pipe.rpush(self.blocks_key, block.to_record())
+                pipe.rpush(self.blocks_key, record)
                 pipe.hset(self.hashes_key, block.hash_hex, block.height)
                 pipe.set(self.tip_key, block.hash_hex)
                 if ids:
@@ -629,7 +634,8 @@ class Chain:
                 pipe.execute()
                 return True
         except redis.WatchError:
-            return self.tip_hash() == block.hash_hex
+            # Not the tip: a rival may already have built on our block by the time we look.
+            return bool(self.client.hexists(self.hashes_key, block.hash_hex))
 
     def _check_before_commit(self, pipe: redis.client.Pipeline, block: Block) -> None:
         parent = Block.from_record(pipe.lindex(self.blocks_key, -1), block.height - 1)
@@ -644,7 +650,11 @@ class Chain:
     # --- Verification ----------------------------------------------------------------------
 
     def verify(self, now: float | None = None) -> Verdict:
-        """Walk the chain from genesis and check every rule; the first broken one is reported."""
+        """Walk the chain from genesis and check every rule; the first broken one is reported.
+
+        Then check that the entry index and the pool agree with the blocks walked (rule
+        "entries"): `find` answers from the index, and the pool feeds the next templates.
+        """
         now = time.time() if now is None else now
         with self.client.pipeline() as pipe:
             pipe.get(self.tip_key)
@@ -654,7 +664,7 @@ class Chain:
         if length == 0:
             return Verdict(-1, InvalidBlock(0, "genesis", f"chain {self.name} has no blocks"))
         parent: Block | None = None
-        seen: set[int] = set()
+        seen: dict[int, int] = {}  # entry id -> height of the block that holds it
         try:
             schedule = _parse_schedule(raw_schedule)
             for start in range(0, length, self._BATCH):
@@ -667,14 +677,55 @@ class Chain:
         if parent.hash_hex != tip_hash:
             bad_tip = InvalidBlock(parent.height, "tip", "the tip key does not name the last block")
             return Verdict(parent.height - 1, bad_tip)
+        try:
+            self._check_entry_index(seen, parent.height)
+        except InvalidBlock as error:
+            return Verdict(error.height - 1, error)
         return Verdict(parent.height, None, parent.hash_hex)
+
+    def _check_entry_index(self, seen: dict[int, int], tip_height: int) -> None:
+        """Each entry the blocks hold is indexed at its block's height and no longer pending; the
+        index names no entry that those blocks lack. The lowest height at fault is reported.
+
+        Blocks committed after the walk began are not in `seen`, so index records above the
+        walked tip are left alone; the blocks below it never change, so their records must match.
+        """
+        with self.client.pipeline() as pipe:
+            pipe.hgetall(self.entry_height_key)
+            pipe.zrange(self.pending_key, 0, -1)
+            raw_index, pending = pipe.execute()
+        faults: list[InvalidBlock] = []
+        index: dict[int, int] = {}
+        for key, value in raw_index.items():
+            try:
+                index[int(key)] = int(value)
+            except ValueError:
+                detail = f"the entry index holds {key!r} -> {value!r}, not two ids"
+                faults.append(InvalidBlock(tip_height, "entries", detail))
+        for entry_id, height in seen.items():
+            if index.get(entry_id) != height:
+                indexed = index.get(entry_id)
+                says = "has no record of it" if indexed is None else f"says height {indexed}"
+                detail = f"entry {entry_id} is in this block, but the entry index {says}"
+                faults.append(InvalidBlock(height, "entries", detail))
+        for entry_id, height in index.items():
+            if height <= tip_height and entry_id not in seen:
+                detail = f"the entry index puts entry {entry_id} here, but no block holds it"
+                faults.append(InvalidBlock(max(height, 0), "entries", detail))
+        for member in pending:
+            held_at = seen.get(int(member)) if str(member).isdigit() else None
+            if held_at is not None:
+                detail = f"entry {member} is in this block yet pending: it could be mined twice"
+                faults.append(InvalidBlock(held_at, "entries", detail))
+        if faults:
+            raise min(faults, key=lambda fault: fault.height)
 
     def _check_walked(
         self,
         block: Block,
         parent: Block | None,
         schedule: dict[int, float],
-        seen: set[int],
+        seen: dict[int, int],
         now: float,
     ) -> None:
         expected_height = 0 if parent is None else parent.height + 1
@@ -689,7 +740,7 @@ class Chain:
         for entry in block.entries:
             if entry.id in seen:
                 raise InvalidBlock(block.height, "entries", f"entry {entry.id} is in two blocks")
-            seen.add(entry.id)
+            seen[entry.id] = block.height
 
     # --- Entries ---------------------------------------------------------------------------
 

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from miner import pow
-from miner.chain import GENESIS_MINER
+from miner.chain import GENESIS_MINER, MAX_BLOCK_ENTRIES
 
 # Two replicas of 2 threads each, on the numba backend of a 2-core x86-64 machine, find a block
 # every few seconds at this difficulty (see "Choosing DIFFICULTY" in the README).
 DEFAULT_DIFFICULTY = 24.0
 DEFAULT_BLOCK_ENTRIES = 100
-MAX_BLOCK_ENTRIES = 1000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 # The chain name goes inside a Redis Cluster hash tag, so it may not hold braces.

@@ -16,10 +16,12 @@ from helpers import EASY, failing_nonce, mine, next_block
 
 from miner import pow
 from miner.chain import (
+    MAX_BLOCK_ENTRIES,
     MAX_ENTRY_BYTES,
     Block,
     Chain,
     CorruptRecord,
+    Entry,
     EntryRejected,
     Header,
     InvalidBlock,
@@ -374,3 +376,99 @@ def test_bad_entries_store_nothing(chain: Chain, bad: object) -> None:
         chain.submit(["fine", bad])
     assert chain.pending_count() == 0
     assert chain.client.get(chain.entry_seq_key) is None
+
+
+def test_a_full_block_of_control_characters_commits_and_reads_back(chain: Chain) -> None:
+    # JSON writes each of these bytes as six (\u0001): the largest record a block can make.
+    chain.ensure_genesis(EASY)
+    chain.submit(["\x01" * MAX_ENTRY_BYTES] * MAX_BLOCK_ENTRIES)
+    block = next_block(chain, "alice", entries=tuple(chain.pending(MAX_BLOCK_ENTRIES)))
+    assert chain.commit(block)
+    tip, _ = chain.checked_tip()
+    assert tip == block
+    assert chain.pending_count() == 0
+
+
+def test_a_block_that_would_not_read_back_is_refused_and_nothing_is_written(chain: Chain) -> None:
+    chain.ensure_genesis(EASY)
+    entries = tuple(Entry(n, "x") for n in range(1, MAX_BLOCK_ENTRIES + 2))
+    with pytest.raises(InvalidBlock, match=f"{MAX_BLOCK_ENTRIES + 1} entries"):
+        chain.commit(next_block(chain, "mallory", entries=entries))
+    assert chain.height() == 0
+
+
+def test_a_lost_exec_reply_counts_as_won_even_once_a_rival_built_on_the_block(
+    chain: Chain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chain.ensure_genesis(EASY)
+    ours = next_block(chain, "alice")
+    real_execute = redis.client.Pipeline.execute
+    lost = []
+
+    def execute_then_lose_the_reply(pipe: redis.client.Pipeline, *args: object) -> object:
+        result = real_execute(pipe, *args)  # type: ignore[arg-type]
+        if not lost:  # our EXEC ran; before we hear back, a rival extends the chain
+            lost.append(True)
+            assert chain.commit(next_block(chain, "bob"))
+            raise redis.WatchError("A ConnectionError occurred while watching one or more keys")
+        return result
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", execute_then_lose_the_reply)
+    assert chain.commit(ours)
+    assert chain.block_at(1) == ours and chain.height() == 2
+
+
+def _tamper_entry_index(chain: Chain, fault: str) -> None:
+    if fault == "unindexed":
+        chain.client.hdel(chain.entry_height_key, 2)
+    elif fault == "misindexed":
+        chain.client.hset(chain.entry_height_key, 2, 2)
+    elif fault == "phantom":
+        chain.client.hset(chain.entry_height_key, 9, 1)
+    elif fault == "still pending":
+        chain.client.zadd(chain.pending_key, {"2": 2})
+    else:
+        raise AssertionError(fault)
+
+
+@pytest.mark.parametrize(
+    ("fault", "detail"),
+    [
+        ("unindexed", "entry 2 is in this block, but the entry index has no record of it"),
+        ("misindexed", "entry 2 is in this block, but the entry index says height 2"),
+        ("phantom", "the entry index puts entry 9 here, but no block holds it"),
+        ("still pending", "entry 2 is in this block yet pending: it could be mined twice"),
+    ],
+)
+def test_verify_reports_an_entry_index_or_pool_that_disagrees_with_the_blocks(
+    chain: Chain, fault: str, detail: str
+) -> None:
+    chain.ensure_genesis(EASY)
+    chain.submit(["one", "two", "three"])
+    assert chain.commit(next_block(chain, "alice", entries=tuple(chain.pending(2))))
+    assert chain.commit(next_block(chain, "bob"))
+    assert chain.verify().ok
+    _tamper_entry_index(chain, fault)
+    verdict = chain.verify()
+    assert verdict.error is not None
+    assert (verdict.error.height, verdict.error.rule, verdict.error.detail) == (
+        1,
+        "entries",
+        detail,
+    )
+    assert verdict.height == 0
+
+
+def test_verify_reports_an_entry_in_two_blocks(chain: Chain) -> None:
+    chain.ensure_genesis(EASY)
+    chain.submit(["once"])
+    entries = tuple(chain.pending(1))
+    assert chain.commit(next_block(chain, "alice", entries=entries))
+    # A second block holding the same entry, written behind the commit's back.
+    twice = next_block(chain, "mallory", entries=entries)
+    chain.client.rpush(chain.blocks_key, twice.to_record())
+    chain.client.set(chain.tip_key, twice.hash_hex)
+    verdict = chain.verify()
+    assert verdict.error is not None
+    assert (verdict.error.height, verdict.error.rule) == (2, "entries")
+    assert verdict.error.detail == "entry 1 is in two blocks"
