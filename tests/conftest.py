@@ -12,9 +12,11 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+from helpers import MinerProcess, RedisServer, free_port
 
 from miner.chain import Chain
 
@@ -74,3 +76,22 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def chain(client: redis.Redis) -> Chain:
     return Chain(client, "test")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own (append-only file on), to stop and restart."""
+    own = RedisServer(str(tmp_path), free_port())
+    own.start()
+    yield own
+    own.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_miner_outlives_its_test() -> Iterator[None]:
+    yield
+    while MinerProcess.started:
+        process = MinerProcess.started.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)

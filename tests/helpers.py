@@ -11,6 +11,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import ClassVar
+
+import redis
 
 from miner import pow
 from miner.chain import Block, Chain, Entry, bits_for, make_template
@@ -118,7 +121,11 @@ class MinerProcess(subprocess.Popen):  # type: ignore[type-arg]
     line; a file never fills. `communicate()` waits and returns what was written.
     """
 
+    # Every one started, so that a failed test leaves none running (see conftest).
+    started: ClassVar[list[MinerProcess]] = []
+
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        MinerProcess.started.append(self)
         log = tempfile.NamedTemporaryFile(prefix="miner-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = log.name
         super().__init__(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
@@ -148,3 +155,8 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def chain_at(url: str, name: str = "main") -> Chain:
+    """A chain store on its own connection to the Redis at `url`."""
+    return Chain(redis.Redis.from_url(url, decode_responses=True), name)

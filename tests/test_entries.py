@@ -13,11 +13,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
-from helpers import RedisServer, free_port, miner_env, start_miner, wait_for
+from helpers import RedisServer, chain_at, miner_env, start_miner, wait_for
 
 from miner import worker
 from miner.chain import MAX_ENTRY_BYTES, Block, Chain
@@ -47,29 +46,18 @@ for start in range(0, count, batch):
 
 
 class Replica:
-    """A `miner run` process whose output is read as it comes, so that a full pipe never stalls
-    its logging (and with it the race) however many blocks it logs.
-    """
+    """A `miner run` process with a name, whose output (a file, never a pipe) can be read as it
+    comes."""
 
     def __init__(self, url: str, miner_id: str, *args: str, **settings: str) -> None:
         self.process = start_miner(url, *args, MINER_ID=miner_id, THREADS="1", **settings)
-        self.lines: list[str] = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
 
     @property
     def output(self) -> str:
-        return "".join(self.lines)
+        return self.process.output()
 
     def wait(self) -> int:
-        code = self.process.wait(timeout=30)
-        self.reader.join(timeout=5)
-        return code
+        return self.process.wait(timeout=30)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         self.process.send_signal(sig)
@@ -89,19 +77,6 @@ def spawn() -> Iterator[Callable[..., Replica]]:
     for replica in started:
         if replica.process.poll() is None:
             replica.stop(signal.SIGKILL)
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, with an append-only file, to kill and start again."""
-    own = RedisServer(str(tmp_path), free_port())
-    own.start()
-    yield own
-    own.stop()
-
-
-def _chain(url: str) -> Chain:
-    return Chain(redis.Redis.from_url(url, decode_responses=True), "main")
 
 
 def _cli(url: str, *argv: str | bytes, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -231,7 +206,7 @@ def test_a_replica_killed_holding_entries_loses_none_and_another_mines_each_once
 def test_every_acknowledged_entry_lands_once_across_a_redis_restart(
     server: RedisServer, spawn: Callable[..., Replica]
 ) -> None:
-    chain = _chain(server.url)
+    chain = chain_at(server.url)
     texts = [f"before-{n}" for n in range(200)]
     acked = dict(zip(chain.submit(texts), texts, strict=True))
     settings = {"DIFFICULTY": "20", "BLOCK_ENTRIES": "5", "REFRESH_RATE": "0.2"}
@@ -243,7 +218,7 @@ def test_every_acknowledged_entry_lands_once_across_a_redis_restart(
     server.stop(signal.SIGKILL)  # appendfsync always: every acknowledged write is on disk
     time.sleep(1)  # the outage
     server.start()
-    chain = _chain(server.url)
+    chain = chain_at(server.url)
     with chain.client.pipeline() as pipe:  # one snapshot: the replicas are back at work
         pipe.zcard(chain.pending_key)
         pipe.hlen(chain.entry_height_key)

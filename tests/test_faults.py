@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from helpers import (
     EASY,
     MinerProcess,
     RedisServer,
+    chain_at,
     free_port,
     miner_env,
     next_block,
@@ -38,18 +38,6 @@ pytestmark = [
     pytest.mark.faults,
     pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server binary"),
 ]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    own = RedisServer(str(tmp_path), free_port())
-    own.start()
-    yield own
-    own.stop()
-
-
-def _chain(url: str) -> Chain:
-    return Chain(redis.Redis.from_url(url, decode_responses=True), "main")
 
 
 def _finish(processes: list[MinerProcess], timeout: float = 240) -> list[str]:
@@ -134,13 +122,13 @@ def test_redis_restarted_under_load_keeps_every_acknowledged_entry(server: Redis
         )
         for i in range(2)
     ]
-    chain = _chain(server.url)
+    chain = chain_at(server.url)
     wait_for(lambda: chain.height() >= 2, 120, "mining before the restart")
     acknowledged = chain.submit([f"before restart {i}" for i in range(150)])
     server.stop(signal.SIGKILL)  # no goodbye: only the append-only file survives
     time.sleep(2)
     server.start()
-    chain = _chain(server.url)
+    chain = chain_at(server.url)
     restarted = time.monotonic()
     height = chain.height()
     wait_for(lambda: chain.height() >= height + 3, 60, "the workers to resume")
@@ -377,7 +365,7 @@ def _race(
         )
         for i, n in enumerate(threads)
     ]
-    chain = _chain(redis_url)
+    chain = chain_at(redis_url)
     names = [f"f{i}" for i in range(len(threads))]
     # A replica writes its first heartbeat once its kernels are loaded, as it starts mining.
     wait_for(
@@ -432,7 +420,7 @@ def test_every_other_replica_switches_to_a_new_tip_within_20_ms_median(
         )
         for i in range(2)
     ]
-    chain = _chain(redis_url)
+    chain = chain_at(redis_url)
     wait_for(lambda: chain.height() >= 75, 300, "most of the race")
     monkeypatch.setenv("REDIS_URL", redis_url)
     assert main(["stats", "--json"]) == 0

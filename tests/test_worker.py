@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
-from helpers import RedisServer, free_port, start_miner, wait_for
+from helpers import RedisServer, chain_at, start_miner, wait_for
 
 from miner import worker
 from miner.chain import Chain
@@ -18,19 +16,6 @@ from miner.cli import main
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which("redis-server") is None, reason="needs a redis-server binary"
 )
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, so that the test may stop and restart it."""
-    own = RedisServer(str(tmp_path), free_port())
-    own.start()
-    yield own
-    own.stop()
-
-
-def _chain(url: str, name: str = "main") -> Chain:
-    return Chain(redis.Redis.from_url(url, decode_responses=True), name)
 
 
 def test_backoff_doubles_from_a_tenth_of_a_second_up_to_five() -> None:
@@ -89,7 +74,7 @@ def test_workers_resume_after_redis_restarts(server: RedisServer) -> None:
         )
         for i in range(2)
     ]
-    chain = _chain(server.url)
+    chain = chain_at(server.url)
     wait_for(lambda: chain.height() >= 1, 120, "the first block before the outage")
     server.stop()
     time.sleep(3)
@@ -99,12 +84,12 @@ def test_workers_resume_after_redis_restarts(server: RedisServer) -> None:
         assert process.returncode == 0, output
         assert "Redis unreachable" in output
         assert "Traceback" not in output
-    chain = _chain(server.url)
+    chain = chain_at(server.url)
     assert chain.height() >= 10
     assert chain.verify().ok
 
 
-def test_demo_finishes_with_a_valid_chain(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_finishes_with_a_validchain_at(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--replicas", "2", "--blocks", "4", "--difficulty", "14"]) == 0
     out = capsys.readouterr().out
     assert "chain demo verified: 5 blocks" in out
