@@ -509,7 +509,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         yerr=spread,
         capsize=4,
         color="C0",
-        label="observed (±1 s.d.)",
+        label="observed (±1 s.d. of a race by hash power)",
     )
     top = max(max(observed[i] + spread[i], expected[i]) for i in positions)
     for x, row in zip(positions, rows, strict=True):
@@ -522,7 +522,8 @@ def plot(figures: dict[str, Any], path: Path) -> None:
             fontsize=9,
         )
     shares.set_xticks(list(positions), names)
-    shares.set_ylim(0, top * 1.15)
+    # Headroom above the bars, for the legend to sit clear of them.
+    shares.set_ylim(0, top * 1.3)
     shares.set_ylabel("share of the window's blocks")
     p_value = "-" if race["p_value"] is None else f"{race['p_value']:.2f}"
     shares.set_title(
@@ -530,7 +531,7 @@ def plot(figures: dict[str, Any], path: Path) -> None:
         f"chi-square {race['chi_square']:.2f} on {race['dof']} dof, p = {p_value}",
         fontsize=10,
     )
-    shares.legend(loc="lower right")
+    shares.legend(loc="upper center", ncol=2, fontsize=9)
 
     p50 = [row["switch_ms_p50"] or 0.0 for row in rows]
     p99 = [row["switch_ms_p99"] or 0.0 for row in rows]
@@ -543,12 +544,12 @@ def plot(figures: dict[str, Any], path: Path) -> None:
                 x + offset, value + ceiling * 0.01, f"{value:.1f}", ha="center", fontsize=9
             )
     switches.set_xticks(list(positions), names)
-    switches.set_ylim(0, ceiling * 1.15)
+    switches.set_ylim(0, ceiling * 1.3)
     switches.set_ylabel("ms from a commit to this replica mining on it")
     switches.set_title(
         "Tip switch, as each worker measured it\n(its last switches, up to 1000)", fontsize=10
     )
-    switches.legend(loc="upper right")
+    switches.legend(loc="upper center", ncol=2, fontsize=9)
     for axes in (shares, switches):
         axes.grid(axis="y", alpha=0.3)
         axes.set_axisbelow(True)
