@@ -1,7 +1,8 @@
-"""Hash-rate measurement and DIFFICULTY tuning: `miner bench` and `benchmarks/bench_pow.py`.
+"""Hash-rate measurement and DIFFICULTY tuning (`miner bench`), and the benchmark scripts
+`benchmarks/bench_pow.py` and `benchmarks/bench_race.py`.
 
-Runs are tiny (a fraction of a second) and no figure is asserted: the machine is shared, so only
-the shape of the output and the arithmetic are tested.
+Runs are tiny (a fraction of a second; the race, a few blocks) and no figure is asserted: the
+machine is shared, so only the shape of the output and the arithmetic are tested.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import shutil
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -205,10 +208,12 @@ def _valid(difficulty: float) -> bool:
 # benchmarks/bench_pow.py
 
 
-def _bench_pow() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_pow", ROOT / "benchmarks" / "bench_pow.py")
+def _benchmark(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered first: a dataclass looks its module up by name while the class is made.
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -223,7 +228,7 @@ def test_bench_pow_writes_json_and_a_chart(
     args += ["--backends", f"{SOME},hashlib", "--out", str(out)]
     if has_matplotlib:
         args += ["--plot", str(chart)]
-    assert _bench_pow().main(args) == 0
+    assert _benchmark("bench_pow").main(args) == 0
 
     figures = json.loads(out.read_text())
     assert set(figures["cpu"]["features"]) == {"sha", "avx2", "avx512f"}
@@ -238,3 +243,84 @@ def test_bench_pow_writes_json_and_a_chart(
     assert "| backend |" in capsys.readouterr().out
     if has_matplotlib:
         assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmarks/bench_race.py
+
+RACE_FIGURES = {
+    "start_height", "end_height", "blocks", "seconds", "blocks_per_minute", "mean_block_seconds",
+    "expected_block_seconds", "hashes_per_second", "races_lost_per_100_blocks", "chi_square",
+    "dof", "p_value", "verify", "replicas",
+}  # fmt: skip
+REPLICA_FIGURES = {
+    "miner", "hashes_per_second", "blocks", "share", "expected_share", "races_lost",
+    "races_lost_per_100_blocks", "switches", "switch_ms_p50", "switch_ms_p99",
+}  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs a redis-server binary")
+def test_bench_race_writes_every_figure_of_a_verified_race(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "race.json"
+    chart = tmp_path / "race.png"
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    # DIFFICULTY 18: a block in about 10 ms here, so that five take no time but each is raced.
+    args = ["--replicas", "2", "--blocks", "5", "--difficulty", "18", "--out", str(out)]
+    if has_matplotlib:
+        args += ["--plot", str(chart)]
+    assert _benchmark("bench_race").main(args) == 0
+
+    figures = json.loads(out.read_text())
+    assert figures["parameters"]["difficulty"] == 18.0
+    race = figures["race"]
+    assert set(race) >= RACE_FIGURES
+    assert race["verify"]["ok"], race["verify"]
+    assert race["blocks"] == race["end_height"] - race["start_height"] == 5
+    rows = race["replicas"]
+    assert [row["miner"] for row in rows] == ["race-1", "race-2"]
+    for row in rows:
+        assert set(row) >= REPLICA_FIGURES
+        assert row["hashes_per_second"] > 0
+    assert sum(row["blocks"] for row in rows) == 5
+    assert sum(row["expected_share"] for row in rows) == pytest.approx(1.0)
+    assert "| replica |" in capsys.readouterr().out
+    if has_matplotlib:
+        assert chart.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--replicas", "1"], "--replicas"),
+        (["--blocks", "0"], "--blocks"),
+        (["--difficulty", "300"], "--difficulty"),
+        (["--backend", "all"], "--backend"),
+        (["--backend", "nope"], "--backend"),
+    ],
+)
+def test_bench_race_bad_arguments_exit_2_before_starting_anything(
+    capsys: pytest.CaptureFixture[str], args: list[str], names: str
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        _benchmark("bench_race").main(args)
+    assert stopped.value.code == 2
+    assert names in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("statistic", "dof", "p"),
+    # The 5% critical values of the chi-square table (NIST/SEMATECH e-Handbook, 1.3.6.7.4).
+    [(3.841, 1, 0.05), (5.991, 2, 0.05), (7.815, 3, 0.05), (9.488, 4, 0.05), (11.070, 5, 0.05)],
+)
+def test_chi_square_survival_matches_the_table(statistic: float, dof: int, p: float) -> None:
+    assert _benchmark("bench_race").chi_square_sf(statistic, dof) == pytest.approx(p, abs=1e-4)
+
+
+def test_chi_square_survival_is_one_at_zero_and_falls() -> None:
+    sf = _benchmark("bench_race").chi_square_sf
+    for dof in range(1, 8):
+        assert sf(0.0, dof) == pytest.approx(1.0)
+        values = [sf(x, dof) for x in (0.5, 2.0, 8.0, 32.0)]
+        assert values == sorted(values, reverse=True)
