@@ -7,10 +7,10 @@ import time
 
 import pytest
 import redis
-from helpers import RedisServer, chain_at, start_miner, wait_for
+from helpers import RedisServer, chain_at, mine, start_miner, wait_for
 
 from miner import worker
-from miner.chain import Chain
+from miner.chain import Chain, bits_for, make_template
 from miner.cli import main
 
 pytestmark = pytest.mark.skipif(
@@ -118,3 +118,38 @@ def test_stats_and_health_read_the_heartbeats(
     monkeypatch.setenv("MINER_ID", "nobody")
     assert main(["health"]) == 1
     assert "nobody" in capsys.readouterr().out
+
+
+def test_without_a_tip_notice_polling_finds_the_new_tip(
+    redis_url: str, client: redis.Redis
+) -> None:
+    # The worker hashes slowly (hashlib, ~1 MH/s: a block every minute or so at 26), the test
+    # fast (numba), so the test's block nearly always comes first; if not, it tries again.
+    process = start_miner(
+        redis_url,
+        MINER_ID="poller",
+        DIFFICULTY="26",
+        REFRESH_RATE="0.3",
+        LOG_LEVEL="DEBUG",
+        POW_BACKEND="hashlib",
+    )
+    chain = Chain(client, "main")
+    wait_for(lambda: "mining height 1 " in process.output(), 60, "mining on genesis")
+    # Commit a block whose notice goes to a channel nobody listens on: only the poll every
+    # REFRESH_RATE seconds can tell the worker about it.
+    silent = Chain(client, "main")
+    silent.channel = "{main}:nobody-listens"
+    for _ in range(5):
+        tip, schedule = chain.checked_tip()
+        template = make_template(
+            "main", tip, "outsider", bits_for(schedule[0]), now=int(time.time())
+        )
+        block = mine(template, backend="numba")
+        if silent.commit(block):
+            break
+    else:
+        raise AssertionError("the worker kept winning against numba")
+    wanted = f"mining height {block.height + 1} "
+    wait_for(lambda: wanted in process.output(), 5, "the worker to poll the new tip")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
