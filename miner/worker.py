@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import redis
@@ -140,7 +141,11 @@ class Worker:
         self._bad_tip: tuple[int, str] | None = None
         self._extra = 0
         self._last_win = (0.0, 0.0)  # seconds and hash rate of the latest winning search
-        self._slice = 1 << 14
+        self._slice = 1 << 14  # nonces per slice, adapted to the measured rate
+        self._hashes_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.threads, thread_name_prefix=f"miner-{settings.miner_id}-search"
+        )
         self._last_rate_log = time.monotonic()
         self._hashes_at_rate_log = 0
 
@@ -190,6 +195,7 @@ class Worker:
                     self.stop.wait(delay)
         finally:
             self.stop.set()
+            self._pool.shutdown(wait=False)
             if background.is_alive():
                 background.join(timeout=2)
         log.info(
@@ -256,39 +262,72 @@ class Worker:
         return False
 
     def _search(self, template: Block) -> Block | None:
-        """Search the template's nonces in slices until a win, a new tip, a refresh or a stop."""
+        """Search the template's nonces until a win, a new tip, a refresh or a stop.
+
+        With several threads each takes its own part of the nonce space and searches it in
+        slices on its own, so that no thread ever waits for another at the end of a slice (a
+        thread descheduled on a busy machine would stall the others); the first winner stops
+        them all. A worker needs a winner, not the lowest one.
+        """
         header = template.header.serialize()[: pow.NONCE_OFFSET]
         target = pow.bits_to_target(template.header.bits)
         began = time.monotonic()
-        nonce = 0
-        hashed = 0
-        while nonce < pow.NONCE_SPACE:
-            if self.stop.is_set() or self._new_tip.is_set():
+        hashes_before = self.stats.hashes
+        threads = self.settings.threads
+        if threads == 1:
+            winner = self._scan(header, target, 0, pow.NONCE_SPACE, began, None)
+        else:
+            found = threading.Event()
+            part = pow.NONCE_SPACE // threads
+            bounds = [(i * part, (i + 1) * part) for i in range(threads)]
+            bounds[-1] = (bounds[-1][0], pow.NONCE_SPACE)  # the remainder goes to the last
+            futures = [
+                self._pool.submit(self._scan, header, target, lo, hi, began, found)
+                for lo, hi in bounds
+            ]
+            winners = [w for w in (future.result() for future in futures) if w is not None]
+            winner = min(winners) if winners else None
+        self._log_rate()
+        if winner is None:
+            return None  # abandoned, or the nonce space is spent: the next template is new work
+        seconds = time.monotonic() - began
+        self._last_win = (seconds, (self.stats.hashes - hashes_before) / max(seconds, 1e-9))
+        return template.with_nonce(winner)
+
+    def _scan(
+        self,
+        header: bytes,
+        target: int,
+        lo: int,
+        hi: int,
+        began: float,
+        found: threading.Event | None,
+    ) -> int | None:
+        """Search nonces lo..hi in slices of about SLICE_SECONDS, checking between slices
+        whether to stop; `found` is set on a win, and stops the other threads' scans."""
+        size = self._slice
+        nonce = lo
+        while nonce < hi:
+            if self.stop.is_set() or self._new_tip.is_set() or (found and found.is_set()):
                 return None
             if time.monotonic() - began >= self.settings.refresh_rate:
                 return None
-            count = min(self._slice, pow.NONCE_SPACE - nonce)
+            count = min(size, hi - nonce)
             slice_began = time.perf_counter()
-            winner = pow.search(
-                header, target, nonce, count, backend=self.backend, threads=self.settings.threads
-            )
+            winner = pow.search(header, target, nonce, count, backend=self.backend, threads=1)
             elapsed = time.perf_counter() - slice_began
             done = count if winner is None else winner - nonce + 1
-            hashed += done
-            self.stats.hashes += done
-            self._resize_slice(done, elapsed)
-            self._log_rate()
+            with self._hashes_lock:
+                self.stats.hashes += done
+            if elapsed > 0:
+                size = max(1 << 10, min(1 << 28, int(done / elapsed * SLICE_SECONDS)))
+                self._slice = size
             if winner is not None:
-                seconds = time.monotonic() - began
-                self._last_win = (seconds, hashed / max(seconds, 1e-9))
-                return template.with_nonce(winner)
+                if found is not None:
+                    found.set()
+                return winner
             nonce += count
-        return None  # the nonce space is spent: the next template has a new extra nonce
-
-    def _resize_slice(self, hashes: int, seconds: float) -> None:
-        if seconds > 0 and hashes > 0:
-            wanted = int(hashes / seconds * SLICE_SECONDS)
-            self._slice = max(1 << 10, min(1 << 28, wanted))
+        return None
 
     def _commit(self, block: Block) -> None:
         seconds, rate = self._last_win

@@ -24,14 +24,13 @@ from helpers import (
     chain_at,
     free_port,
     miner_env,
-    next_block,
     start_miner,
     wait_for,
 )
 from proxy import FaultyProxy
 
 from miner import worker
-from miner.chain import Block, Chain
+from miner.chain import Block, Chain, bits_for, make_template
 from miner.cli import main
 
 pytestmark = [
@@ -212,10 +211,13 @@ def _remove_tip(chain: Chain, parent: Block) -> None:
         pipe.execute()
 
 
-def _hostile(chain: Chain, kind: str) -> tuple[str, str, str]:
-    """A bad tip record, the hash the tip key will name, and the rule it breaks."""
-    tip, _ = chain.checked_tip()
-    good = next_block(chain, "mallory", difficulty=chain.schedule()[0], parent=tip)
+def _hostile(chain: Chain, parent: Block, kind: str) -> tuple[str, str, str]:
+    """A bad tip record on `parent`, the hash the tip key will name, and the rule it breaks.
+
+    Nothing is mined, so that it is ready before the racing workers move the tip again.
+    """
+    bits = bits_for(chain.schedule()[0])
+    good = make_template(chain.name, parent, "mallory", bits, now=int(time.time()))
     if kind == "proof of work":
         nonce = next(n for n in range(10_000) if not _meets(good.with_nonce(n)))
         bad = good.with_nonce(nonce)
@@ -254,7 +256,7 @@ def test_workers_refuse_a_hostile_tip_and_recover_once_it_is_removed(
     wait_for(lambda: chain.height() >= 3, 120, "a few honest blocks")
     for _ in range(100):  # the workers keep extending the tip: catch it still
         parent, _ = chain.checked_tip()
-        record, hash_hex, rule = _hostile(chain, kind)
+        record, hash_hex, rule = _hostile(chain, parent, kind)
         if _inject_tip(chain, parent, record, hash_hex):
             break
     else:
