@@ -124,11 +124,14 @@ class MinerProcess(subprocess.Popen):  # type: ignore[type-arg]
     # Every one started, so that a failed test leaves none running (see conftest).
     started: ClassVar[list[MinerProcess]] = []
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], cpus: set[int] | None = None) -> None:
         MinerProcess.started.append(self)
         log = tempfile.NamedTemporaryFile(prefix="miner-", suffix=".log", delete=False)  # noqa: SIM115
         self.log_path = log.name
-        super().__init__(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+        super().__init__(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True, preexec_fn=pin
+        )
         log.close()
 
     def communicate(
@@ -142,9 +145,14 @@ class MinerProcess(subprocess.Popen):  # type: ignore[type-arg]
             return log.read()
 
 
-def start_miner(redis_url: str, *args: str, **settings: str) -> MinerProcess:
+def start_miner(
+    redis_url: str, *args: str, cpus: set[int] | None = None, **settings: str
+) -> MinerProcess:
+    """`miner run` with these arguments and settings; `cpus` pins it to those cores."""
     return MinerProcess(
-        [sys.executable, "-m", "miner", "run", *args], env=miner_env(redis_url, **settings)
+        [sys.executable, "-m", "miner", "run", *args],
+        env=miner_env(redis_url, **settings),
+        cpus=cpus,
     )
 
 

@@ -352,15 +352,17 @@ def test_soak_eight_replicas_300_blocks_2000_entries(redis_url: str, client: red
 
 
 def _race(
-    redis_url: str, blocks: int, threads: list[int], difficulty: str
+    redis_url: str, blocks: int, threads: list[int], difficulty: str, *, pinned: bool = False
 ) -> tuple[Counter[str], dict[str, float]]:
     """Each replica's wins, counted from the height at which all of them were mining, and each
-    one's hash rate over the race from its own heartbeat."""
+    one's hash rate over the race from its own heartbeat. `pinned` gives replica i core i."""
+    cores = sorted(os.sched_getaffinity(0))
     miners = [
         start_miner(
             redis_url,
             "--until-height",
             str(blocks),
+            cpus={cores[i % len(cores)]} if pinned else None,
             MINER_ID=f"f{i}",
             DIFFICULTY=difficulty,
             THREADS=str(n),
@@ -391,7 +393,10 @@ def _chi_square_p_one_dof(observed: list[int], expected: list[float]) -> float:
 
 
 def test_equal_replicas_win_equal_shares(redis_url: str) -> None:
-    shares, _ = _race(redis_url, 220, [1, 1], difficulty="21")
+    # Equal hash power: one thread each, each on a core of its own (where the machine has two),
+    # and blocks long enough (about 80 ms here) that the few ms a loser takes to switch tips
+    # hardly favour the last winner.
+    shares, _ = _race(redis_url, 220, [1, 1], difficulty="22", pinned=True)
     observed = [shares["f0"], shares["f1"]]
     total = sum(observed)
     assert total >= 150
