@@ -418,6 +418,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     }
     difficulty = args.difficulty
     if difficulty is None:
+        print("measuring this machine (a first run also compiles the kernels)...", flush=True)
         backend = load_settings(overrides).backend
         # All replicas share this machine's cores: what matters is the machine's whole rate.
         cores = pow.default_threads()
