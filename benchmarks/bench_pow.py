@@ -170,12 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     except ValueError as error:
         parser.error(f"--backends: {error}")
-    if args.plot is not None:
-        # Checked before measuring, so that a missing library does not cost a whole run.
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            parser.error("--plot needs matplotlib: pip install 'miner[plot]' (or matplotlib)")
+    # Checked before measuring, so that a missing library does not cost a whole run.
+    if args.plot is not None and (missing := bench.plotting_missing()):
+        parser.error(missing)
 
     summaries = run(list(dict.fromkeys(backends)), args.threads, args.seconds, args.repeat)
     figures = report(summaries, args.seconds, args.repeat)

@@ -608,12 +608,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (backend,) = bench.backends_for(args.backend)
     except ValueError as error:
         parser.error(f"--backend: {error}")
-    if args.plot is not None:
-        # Checked before racing, so that a missing library does not cost a whole run.
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            parser.error("--plot needs matplotlib: pip install 'miner[plot]' (or matplotlib)")
+    # Checked before racing, so that a missing library does not cost a whole run.
+    if args.plot is not None and (missing := bench.plotting_missing()):
+        parser.error(missing)
 
     parameters: dict[str, Any] = {
         "replicas": args.replicas,

@@ -354,3 +354,12 @@ def cpu_info() -> CpuInfo:
             for name in CPU_FEATURES
         },
     )
+
+
+def plotting_missing() -> str | None:
+    """Why the benchmarks cannot draw a plot here (matplotlib is an optional extra), or None."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "--plot needs matplotlib: pip install 'miner[plot]' (or matplotlib)"
+    return None
