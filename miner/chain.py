@@ -419,6 +419,7 @@ class Chain:
     def __init__(self, client: redis.Redis, name: str = "main") -> None:
         self.client = client
         self.name = name
+        self.clustered = isinstance(client, redis.RedisCluster)
         tag = "{" + name + "}"
         self.tip_key = f"{tag}:tip"
         self.blocks_key = f"{tag}:blocks"
@@ -444,7 +445,7 @@ class Chain:
         see a tip and leave it.
         """
         genesis = make_genesis(self.name, difficulty)
-        with self.client.pipeline() as pipe:
+        with self.client.pipeline(transaction=True) as pipe:
             try:
                 pipe.watch(self.tip_key)
                 if pipe.exists(self.tip_key):
@@ -469,7 +470,7 @@ class Chain:
         Returns the change made, or None when the chain already requires it.
         """
         for _ in range(10):  # each retry means a block was committed meanwhile
-            with self.client.pipeline() as pipe:
+            with self.client.pipeline(transaction=True) as pipe:
                 try:
                     pipe.watch(self.tip_key, self.difficulty_key, self.blocks_key)
                     height = pipe.llen(self.blocks_key)
@@ -538,7 +539,7 @@ class Chain:
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
         try:
-            with self.client.pipeline() as pipe:
+            with self.client.pipeline(transaction=True) as pipe:
                 pipe.llen(self.blocks_key)
                 pipe.lrange(self.blocks_key, -count, -1)  # -0 is 0: the whole list
                 length, records = pipe.execute()
@@ -565,7 +566,7 @@ class Chain:
         Raises InvalidBlock (CorruptRecord for garbage) naming the height and rule, so that a
         worker never builds on a tip it cannot trust.
         """
-        with self.client.pipeline() as pipe:
+        with self.client.pipeline(transaction=True) as pipe:
             pipe.get(self.tip_key)
             pipe.llen(self.blocks_key)
             pipe.lrange(self.blocks_key, -2, -1)
@@ -609,7 +610,7 @@ class Chain:
         # written must read back: entry count, texts and size within the limits.
         Block.from_record(record, block.height)
         try:
-            with self.client.pipeline() as pipe:
+            with self.client.pipeline(transaction=True) as pipe:
                 pipe.watch(self.tip_key, self.difficulty_key)
                 if pipe.get(self.tip_key) != block.header.prev_hash_hex:
                     return False
@@ -630,9 +631,15 @@ class Chain:
                     pipe.hdel(self.entry_text_key, *ids)
                     pipe.hset(self.entry_height_key, mapping=dict.fromkeys(ids, block.height))
                 pipe.hincrby(self.wins_key, block.miner, 1)
-                pipe.publish(self.channel, f"{block.height}:{block.hash_hex}:{time.time():.6f}")
+                notice = f"{block.height}:{block.hash_hex}:{time.time():.6f}"
+                if not self.clustered:
+                    pipe.publish(self.channel, notice)
                 pipe.execute()
-                return True
+            if self.clustered:
+                # A cluster transaction may hold only keyed commands, so the notice follows EXEC;
+                # if this process dies in between, the others still poll the new tip.
+                self.client.publish(self.channel, notice)
+            return True
         except redis.WatchError:
             # Not the tip: a rival may already have built on our block by the time we look.
             return bool(self.client.hexists(self.hashes_key, block.hash_hex))
@@ -656,7 +663,7 @@ class Chain:
         "entries"): `find` answers from the index, and the pool feeds the next templates.
         """
         now = time.time() if now is None else now
-        with self.client.pipeline() as pipe:
+        with self.client.pipeline(transaction=True) as pipe:
             pipe.get(self.tip_key)
             pipe.llen(self.blocks_key)
             pipe.hgetall(self.difficulty_key)
@@ -690,7 +697,7 @@ class Chain:
         Blocks committed after the walk began are not in `seen`, so index records above the
         walked tip are left alone; the blocks below it never change, so their records must match.
         """
-        with self.client.pipeline() as pipe:
+        with self.client.pipeline(transaction=True) as pipe:
             pipe.hgetall(self.entry_height_key)
             pipe.zrange(self.pending_key, 0, -1)
             raw_index, pending = pipe.execute()
@@ -758,7 +765,9 @@ class Chain:
             return []
         last = int(self.client.incrby(self.entry_seq_key, len(checked)))
         ids = list(range(last - len(checked) + 1, last + 1))
-        with self.client.pipeline() as pipe:  # MULTI/EXEC: the texts and the pool together
+        with self.client.pipeline(
+            transaction=True
+        ) as pipe:  # MULTI/EXEC: the texts and the pool together
             pipe.hset(self.entry_text_key, mapping=dict(zip(ids, checked, strict=True)))
             pipe.zadd(self.pending_key, {str(i): i for i in ids})
             pipe.execute()
@@ -779,7 +788,7 @@ class Chain:
 
     def find(self, entry_id: int) -> tuple[str, Block | None]:
         """Where an entry is: ("block", the block), ("pending", None) or ("unknown", None)."""
-        with self.client.pipeline() as pipe:
+        with self.client.pipeline(transaction=True) as pipe:
             pipe.hget(self.entry_height_key, entry_id)
             pipe.zscore(self.pending_key, entry_id)
             height, score = pipe.execute()
@@ -790,20 +799,25 @@ class Chain:
         return "unknown", None
 
 
-def connect(url: str, *, ca_cert: str | None = None, timeout: float = 5.0) -> redis.Redis:
+def connect(
+    url: str, *, ca_cert: str | None = None, cluster: bool = False, timeout: float = 5.0
+) -> redis.Redis:
     """A redis-py client for a redis:// or rediss:// URL, with bounded timeouts.
 
-    Responses are decoded as UTF-8 text: every record the chain stores is text.
+    With `cluster`, a Redis Cluster client that follows the cluster's redirections from the node
+    in the URL. Responses are decoded as UTF-8 text: every record the chain stores is text.
     """
     options: dict[str, Any] = {
         "decode_responses": True,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "health_check_interval": 30,
     }
     if ca_cert and url.startswith("rediss://"):
         options["ssl_ca_certs"] = ca_cert
-    return redis.Redis.from_url(url, **options)
+    if cluster:
+        # Chain and Worker use the commands both clients share; typing knows them apart.
+        return redis.RedisCluster.from_url(url, **options)  # type: ignore[return-value]
+    return redis.Redis.from_url(url, health_check_interval=30, **options)
 
 
 def redacted(url: str) -> str:

@@ -51,7 +51,9 @@ def _credentials_refused(settings: config.Settings, error: Exception) -> str:
 
 def open_chain(settings: config.Settings) -> chain.Chain:
     """A connected chain store; Unreachable (one line, password masked) if Redis does not answer."""
-    client = chain.connect(settings.redis_url, ca_cert=settings.redis_ca_cert)
+    client = chain.connect(
+        settings.redis_url, ca_cert=settings.redis_ca_cert, cluster=settings.redis_cluster
+    )
     try:
         client.ping()
     except redis.AuthenticationError as error:
@@ -390,7 +392,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     configure_logging(settings)
     # No ping first: an unreachable Redis is an outage the worker waits out with backoff, so
     # that a replica started before its server (or during a restart) never crash-loops.
-    client = chain.connect(settings.redis_url, ca_cert=settings.redis_ca_cert)
+    client = chain.connect(
+        settings.redis_url, ca_cert=settings.redis_ca_cert, cluster=settings.redis_cluster
+    )
     try:
         client.ping()
     except redis.AuthenticationError as error:

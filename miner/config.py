@@ -33,6 +33,7 @@ class ConfigError(Exception):
 class Settings:
     redis_url: str
     redis_ca_cert: str | None
+    redis_cluster: bool
     refresh_rate: float
     difficulty: float
     backend: str
@@ -75,6 +76,17 @@ def _pattern(name: str, raw: str, pattern: re.Pattern[str], allowed: str) -> str
     if not pattern.fullmatch(raw):
         raise ConfigError(f"{name}={raw!r} is not allowed: expected {allowed}")
     return raw
+
+
+_YES = ("1", "yes", "true", "on")
+_NO = ("0", "no", "false", "off")
+
+
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in _YES + _NO:
+        raise ConfigError(f"{name}={raw!r} is not allowed: expected one of {', '.join(_YES + _NO)}")
+    return value in _YES
 
 
 def _redis_url(env: Mapping[str, str]) -> str:
@@ -130,6 +142,7 @@ def load(
     return Settings(
         redis_url=_redis_url(env),
         redis_ca_cert=ca_cert,
+        redis_cluster=_flag("REDIS_CLUSTER", get("REDIS_CLUSTER", "no")),
         refresh_rate=_parse_float(
             "REFRESH_RATE", get("REFRESH_RATE", "1.0"), 0, math.inf, "a number of seconds > 0"
         ),

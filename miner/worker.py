@@ -485,7 +485,7 @@ class Worker:
             value = self.stats.switch_percentile(q)
             fields[name] = "" if value is None else round(value, 3)
         key = self.chain.miner_key(self.miner)
-        with self.chain.client.pipeline() as pipe:
+        with self.chain.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={name: str(value) for name, value in fields.items()})
             pipe.expire(key, HEARTBEAT_TTL_SECONDS)
             pipe.zadd(self.chain.miners_key, {self.miner: now})

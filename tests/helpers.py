@@ -81,19 +81,23 @@ class RedisServer:
             "save": "",
         }
         arguments = [part for name, value in options.items() for part in (f"--{name}", value)]
-        self.process = subprocess.Popen(
-            [shutil.which("redis-server") or "redis-server", *arguments, *self.extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        log = os.path.join(self.directory, "redis-server.log")
+        with open(log, "ab") as output:
+            self.process = subprocess.Popen(
+                [shutil.which("redis-server") or "redis-server", *arguments, *self.extra],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.05)
-        raise AssertionError(f"redis-server did not start on port {self.port}")
+        with open(log, encoding="utf-8", errors="replace") as lines:
+            tail = lines.read()[-1500:]
+        raise AssertionError(f"redis-server did not start on port {self.port}:\n{tail}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None:
