@@ -95,6 +95,7 @@ class RedisServer:
                     return
             except OSError:
                 time.sleep(0.05)
+        self.stop(signal.SIGKILL)
         with open(log, encoding="utf-8", errors="replace") as lines:
             tail = lines.read()[-1500:]
         raise AssertionError(f"redis-server did not start on port {self.port}:\n{tail}")

@@ -41,14 +41,13 @@ def _cluster_port() -> int:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[RedisServer]]:
     """Three primaries of a fresh Redis Cluster sharing the 16384 slots."""
-    nodes = []
-    for i in range(3):
-        directory = tmp_path / f"node{i}"
-        directory.mkdir()
-        node = RedisServer(str(directory), _cluster_port(), "--cluster-enabled", "yes")
-        node.start()
-        nodes.append(node)
+    nodes: list[RedisServer] = []
     try:
+        for i in range(3):
+            directory = tmp_path / f"node{i}"
+            directory.mkdir()
+            nodes.append(RedisServer(str(directory), _cluster_port(), "--cluster-enabled", "yes"))
+            nodes[-1].start()
         addresses = [f"127.0.0.1:{node.port}" for node in nodes]
         subprocess.run(
             [
