@@ -49,8 +49,13 @@ def _credentials_refused(settings: config.Settings, error: Exception) -> str:
     )
 
 
-def open_chain(settings: config.Settings) -> chain.Chain:
-    """A connected chain store; Unreachable (one line, password masked) if Redis does not answer."""
+def _client(settings: config.Settings, *, must_answer: bool) -> redis.Redis:
+    """A client for the configured Redis, checked with one PING.
+
+    Wrong credentials are a setting to fix: one line, exit 2. An unreachable server is
+    Unreachable (one line, password masked) when `must_answer`; otherwise the caller waits it
+    out, as a worker does.
+    """
     client = chain.connect(
         settings.redis_url, ca_cert=settings.redis_ca_cert, cluster=settings.redis_cluster
     )
@@ -58,11 +63,17 @@ def open_chain(settings: config.Settings) -> chain.Chain:
         client.ping()
     except redis.AuthenticationError as error:
         raise UsageError(_credentials_refused(settings, error)) from None
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
-        raise Unreachable(
-            f"miner: cannot reach Redis at {chain.redacted(settings.redis_url)}: {error}"
-        ) from None
-    return chain.Chain(client, settings.chain)
+    except worker.REDIS_ERRORS as error:
+        if must_answer:
+            raise Unreachable(
+                f"miner: cannot reach Redis at {chain.redacted(settings.redis_url)}: {error}"
+            ) from None
+    return client
+
+
+def open_chain(settings: config.Settings) -> chain.Chain:
+    """A connected chain store; Unreachable if Redis does not answer."""
+    return chain.Chain(_client(settings, must_answer=True), settings.chain)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -390,17 +401,9 @@ def _run_overrides(args: argparse.Namespace) -> dict[str, str | None]:
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings(_run_overrides(args))
     configure_logging(settings)
-    # No ping first: an unreachable Redis is an outage the worker waits out with backoff, so
-    # that a replica started before its server (or during a restart) never crash-loops.
-    client = chain.connect(
-        settings.redis_url, ca_cert=settings.redis_ca_cert, cluster=settings.redis_cluster
-    )
-    try:
-        client.ping()
-    except redis.AuthenticationError as error:
-        raise UsageError(_credentials_refused(settings, error)) from None
-    except worker.REDIS_ERRORS:
-        pass  # the worker reports the outage and retries
+    # An unreachable Redis is an outage the worker waits out with backoff, so that a replica
+    # started before its server (or during a restart) never crash-loops.
+    client = _client(settings, must_answer=False)
     stop = threading.Event()
     _install_stop_signals(stop)
     replica = worker.Worker(settings, client, stop=stop, until_height=args.until_height)
