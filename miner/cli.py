@@ -30,7 +30,7 @@ class UsageError(Exception):
 
 
 class Unreachable(Exception):
-    """Redis did not answer: reported as one line naming the address, exit code 1."""
+    """Redis did not answer: reported as one line naming the address, exit code 2."""
 
 
 def load_settings(overrides: dict[str, str | None] | None = None) -> config.Settings:
@@ -521,7 +521,12 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 def _cmd_health(args: argparse.Namespace) -> int:
     settings = load_settings({})
-    age = worker.heartbeat_age(open_chain(settings), settings.miner_id)
+    try:
+        store = open_chain(settings)
+    except Unreachable as error:
+        print(f"unhealthy: {str(error).removeprefix('miner: ')}")
+        return EXIT_FAILURE
+    age = worker.heartbeat_age(store, settings.miner_id)
     if age is None:
         print(f"unhealthy: miner {settings.miner_id} has no heartbeat in Redis")
         return EXIT_FAILURE
@@ -662,8 +667,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error if isinstance(error, UsageError) else f"miner: {error}", file=sys.stderr)
         return EXIT_USAGE
     except Unreachable as error:
+        # The address given does not answer: for a one-shot command that is a setting to check.
         print(error, file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE
     except (redis.ConnectionError, redis.TimeoutError) as error:
         print(f"miner: lost the connection to Redis: {error}", file=sys.stderr)
         return EXIT_FAILURE

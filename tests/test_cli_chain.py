@@ -261,7 +261,7 @@ def test_an_unreachable_redis_is_one_line_with_the_address_and_no_password(
 ) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://:secret@127.0.0.1:1/0")
     code, out, err = run(capsys, *command)
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert err.count("\n") == 1 and "127.0.0.1:1" in err and "secret" not in err
 
 
@@ -288,9 +288,9 @@ def test_bad_settings_exit_2_naming_the_variable(
     assert err.count("\n") == 1 and f"{setting}={value!r}" in err
 
 
-def test_the_command_exits_1_without_a_traceback_when_redis_is_unreachable() -> None:
+def test_the_command_exits_2_without_a_traceback_when_redis_is_unreachable() -> None:
     done = run_process("verify", env={"REDIS_URL": "redis://:secret@127.0.0.1:1/0"})
-    assert done.returncode == 1 and done.stdout == ""
+    assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.count("\n") == 1
     assert "redis://:***@127.0.0.1:1/0" in done.stderr
     assert "secret" not in done.stderr and "Traceback" not in done.stderr

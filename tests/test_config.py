@@ -98,6 +98,15 @@ def test_a_password_never_shows_in_an_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("REDIS_URL", "redis://:hunter2@127.0.0.1:1/0")
-    assert main(["stats"]) == 1
+    assert main(["stats"]) == 2
     err = capsys.readouterr().err
     assert "hunter2" not in err and "127.0.0.1:1" in err and err.count("\n") == 1
+
+
+def test_health_answers_an_unreachable_redis_with_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert main(["health"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("unhealthy: cannot reach Redis") and out.count("\n") == 1

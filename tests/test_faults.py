@@ -597,7 +597,7 @@ def test_tls_with_a_throwaway_certificate_authority(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-        assert untrusted.returncode == 1 and "Traceback" not in untrusted.stderr
+        assert untrusted.returncode == 2 and "Traceback" not in untrusted.stderr
     finally:
         own.stop()
 
